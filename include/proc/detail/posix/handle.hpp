@@ -1,0 +1,213 @@
+#pragma once
+// Descriptors and the blocking I/O on them.
+//
+// Calls: pipe2 (pipe + fcntl where the C library has no pipe2), open, fcntl(F_DUPFD_CLOEXEC,
+// F_SETFL, F_SETPIPE_SZ), read, write, close, pthread_sigmask, sigpending, sigtimedwait.
+//
+// Invariants: every descriptor created here is close-on-exec from birth (O_CLOEXEC,
+// F_DUPFD_CLOEXEC), so a child spawned at the same moment by another thread never inherits it.
+// Writing never raises SIGPIPE in the process: SIGPIPE is blocked in the writing thread for the
+// duration of the write, and one that the write itself made pending is consumed before the mask
+// is restored. The process-wide disposition is never touched.
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <ctime>
+#include <filesystem>
+#include <string>
+#include <system_error>
+
+#include "proc/detail/posix/syscall.hpp"
+
+namespace proc::detail {
+
+/// A file descriptor.
+using native_handle = int;
+inline constexpr native_handle invalid_handle = -1;
+
+[[noreturn]] inline void throw_errno(int e, const std::string& what) {
+  throw std::system_error(e, std::generic_category(), what);
+}
+
+/// Closes `h`. Not retried on EINTR: on Linux the descriptor is gone whatever close returns.
+inline void close_handle(native_handle h) noexcept {
+  if (h >= 0) ::close(h);
+}
+
+/// A handle as text, for messages.
+inline std::string handle_to_string(native_handle h) { return std::to_string(h); }
+
+/// Whether `h` names an open descriptor of this process.
+inline bool handle_is_valid(native_handle h) noexcept {
+  return h >= 0 && ::fcntl(h, F_GETFD) != -1;
+}
+
+struct PipePair {
+  native_handle read = invalid_handle;
+  native_handle write = invalid_handle;
+};
+
+/// A new pipe, both ends close-on-exec.
+inline PipePair make_pipe() {
+  int fds[2];
+#if defined(PROC_APPLE)
+  // macOS has no pipe2: there is a short window in which a concurrent fork could inherit the
+  // ends. posix_spawn children are unaffected (we close every other descriptor in them).
+  if (PROC_SYS(pipe, ::pipe(fds)) != 0) throw_errno(errno, "proc: pipe");
+  ::fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+  ::fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+#else
+  if (PROC_SYS(pipe, ::pipe2(fds, O_CLOEXEC)) != 0) throw_errno(errno, "proc: pipe2");
+#endif
+  return {fds[0], fds[1]};
+}
+
+/// A close-on-exec duplicate of `h` numbered 3 or above (so that it can never be clobbered by
+/// the child's dup2 onto 0, 1 or 2).
+inline native_handle dup_above_stdio(native_handle h) {
+  int r = PROC_SYS(dup, ::fcntl(h, F_DUPFD_CLOEXEC, 3));
+  if (r < 0) throw_errno(errno, "proc: fcntl(F_DUPFD_CLOEXEC)");
+  return r;
+}
+
+/// Moves `h` to a descriptor numbered 3 or above when it is 0, 1 or 2 (the parent had closed
+/// its standard descriptors, so a new one took the low number). Closes the original.
+inline native_handle lift_above_stdio(native_handle h) {
+  if (h < 0 || h > 2) return h;
+  native_handle lifted = -1;
+  try {
+    lifted = dup_above_stdio(h);
+  } catch (...) {
+    close_handle(h);
+    throw;
+  }
+  close_handle(h);
+  return lifted;
+}
+
+/// Opens `path` close-on-exec: for reading (`in`), or for writing, truncating or appending.
+inline native_handle open_file(const std::filesystem::path& path, bool for_write, bool append) {
+  int flags = O_CLOEXEC | O_NOCTTY;
+  if (!for_write)
+    flags |= O_RDONLY;
+  else
+    flags |= O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC);
+  int fd = PROC_SYS(open, ::open(path.c_str(), flags, 0666));
+  if (fd < 0) throw_errno(errno, "proc: cannot open '" + path.string() + "'");
+  return fd;
+}
+
+inline native_handle open_devnull(bool for_write) {
+  int fd = PROC_SYS(open, ::open("/dev/null", (for_write ? O_WRONLY : O_RDONLY) | O_CLOEXEC));
+  if (fd < 0) throw_errno(errno, "proc: cannot open /dev/null");
+  return fd;
+}
+
+/// Switches O_NONBLOCK on or off; returns whether it was on before.
+inline bool set_nonblocking(native_handle h, bool on) {
+  int flags = ::fcntl(h, F_GETFL);
+  if (flags < 0) throw_errno(errno, "proc: fcntl(F_GETFL)");
+  bool was = (flags & O_NONBLOCK) != 0;
+  if (was != on && ::fcntl(h, F_SETFL, on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK)) < 0)
+    throw_errno(errno, "proc: fcntl(F_SETFL)");
+  return was;
+}
+
+/// Asks the kernel for a bigger pipe buffer (Linux), which cuts the number of context switches
+/// when bulk data moves. Failure (an unprivileged user over the pipe quota) is harmless.
+inline void grow_pipe(native_handle h, int bytes) noexcept {
+#if defined(F_SETPIPE_SZ)
+  if (::fcntl(h, F_GETPIPE_SZ) < bytes) ::fcntl(h, F_SETPIPE_SZ, bytes);
+#else
+  (void)h;
+  (void)bytes;
+#endif
+}
+
+/// Reads at most `n` bytes; returns 0 at end of stream. Throws `std::system_error`.
+inline std::size_t read_some(native_handle h, char* buf, std::size_t n) {
+  ssize_t r = PROC_SYS(read, ::read(h, buf, n));
+  if (r < 0) throw_errno(errno, "proc: read");
+  return static_cast<std::size_t>(r);
+}
+
+/// While alive, SIGPIPE is blocked in this thread; on destruction a SIGPIPE that arrived while
+/// blocked (and was not pending before) is consumed, then the old mask comes back. This is how
+/// a write to a pipe whose reader has gone becomes EPIPE instead of the death of the process,
+/// without touching the process-wide disposition.
+class SigpipeGuard {
+ public:
+  SigpipeGuard() noexcept {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, &old_);
+    blocked_before_ = sigismember(&old_, SIGPIPE) == 1;
+    if (!blocked_before_) {
+      sigset_t pending;
+      sigpending(&pending);
+      pending_before_ = sigismember(&pending, SIGPIPE) == 1;
+    }
+  }
+  SigpipeGuard(const SigpipeGuard&) = delete;
+  SigpipeGuard& operator=(const SigpipeGuard&) = delete;
+
+  /// Records that a write failed with EPIPE, so a SIGPIPE is (probably) pending for us.
+  void saw_epipe() noexcept { epipe_ = true; }
+
+  ~SigpipeGuard() {
+    if (blocked_before_) return;  // the caller blocks SIGPIPE already: leave it all alone
+    if (epipe_ && !pending_before_) {
+      sigset_t set;
+      sigemptyset(&set);
+      sigaddset(&set, SIGPIPE);
+#if defined(PROC_APPLE)
+      sigset_t pending;
+      sigpending(&pending);
+      if (sigismember(&pending, SIGPIPE) == 1) {
+        int sig;
+        sigwait(&set, &sig);
+      }
+#else
+      timespec zero{0, 0};
+      while (sigtimedwait(&set, nullptr, &zero) < 0 && errno == EINTR) {
+      }
+#endif
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+
+ private:
+  sigset_t old_{};
+  bool blocked_before_ = false;
+  bool pending_before_ = false;
+  bool epipe_ = false;
+};
+
+/// Writes at most `n` bytes (one write call) under an active SigpipeGuard; returns the count, or
+/// -1 with errno (EAGAIN on a non-blocking pipe, EPIPE when the reader has gone).
+inline ssize_t write_some_guarded(SigpipeGuard& guard, native_handle h, const char* data,
+                                  std::size_t n) noexcept {
+  ssize_t r = PROC_SYS(write, ::write(h, data, n));
+  if (r < 0 && errno == EPIPE) guard.saw_epipe();
+  return r;
+}
+
+/// Writes all `n` bytes. Throws `std::system_error` (EPIPE when the reader has gone) — never
+/// lets SIGPIPE kill the process.
+inline void write_all(native_handle h, const char* data, std::size_t n) {
+  SigpipeGuard guard;
+  while (n > 0) {
+    ssize_t r = write_some_guarded(guard, h, data, n);
+    if (r < 0) throw_errno(errno, "proc: write");
+    data += r;
+    n -= static_cast<std::size_t>(r);
+  }
+}
+
+}  // namespace proc::detail

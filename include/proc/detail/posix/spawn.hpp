@@ -1,0 +1,672 @@
+#pragma once
+// Starting a child on POSIX.
+//
+// Calls: posix_spawn with file actions (adddup2, addclose, addchdir_np, addclosefrom_np) and
+// attributes (SETSIGDEF, SETSIGMASK, SETSID, SETPGROUP); on Linux clone(CLONE_VM|CLONE_VFORK)
+// for what posix_spawn cannot express; fork only for a user `pre_exec` callback; execve;
+// pidfd_open; getpwnam_r/getgrnam_r (in the parent); access/stat for the PATH search.
+//
+// Invariants:
+// - The cheapest correct path is chosen per request: posix_spawn (glibc runs it with
+//   clone(CLONE_VM|CLONE_VFORK), so its cost does not grow with the parent's memory), else our
+//   own CLONE_VM|CLONE_VFORK child (Linux; same property), else fork (pre_exec, non-Linux).
+// - Everything the child needs (argv, envp, the program path, resolved ids) is built in the
+//   parent before the child exists. Code that runs in the child is async-signal-safe: no
+//   allocation, no locks, no exceptions, only system calls and plain loops over prepared data.
+// - Exec and chdir failures are reported as an errno in the parent: posix_spawn returns it
+//   (glibc >= 2.24); the clone/fork child writes {stage, errno} to a close-on-exec pipe that
+//   the parent reads after the child has exec'd (EOF) or died.
+// - The PATH search happens in the parent, over the child's PATH (after env and env_update),
+//   falling back to confstr(_CS_PATH), so the message can name the directories searched.
+
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#if defined(PROC_LINUX)
+#  include <sched.h>
+#  include <sys/mman.h>
+#  include <sys/prctl.h>
+#  include <sys/syscall.h>
+#endif
+
+#include "proc/detail/posix/environ.hpp"
+#include "proc/detail/posix/handle.hpp"
+#include "proc/detail/posix/syscall.hpp"
+#include "proc/detail/spawn_request.hpp"
+
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+#  define PROC_HAVE_ADDCLOSEFROM 1
+#endif
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 29))
+#  define PROC_HAVE_ADDCHDIR 1
+#endif
+
+namespace proc::detail {
+
+using SpawnRequest = BasicSpawnRequest<native_handle>;
+
+/// Thrown by spawn(); carries what SpawnError needs. popen.hpp turns it into proc::SpawnError.
+struct SpawnFailure {
+  int code;
+  std::string program;
+  std::string message;  // "cannot run 'x' (searched: ...)"
+};
+
+/// Which way a request is spawned (exposed for tests and benchmarks).
+enum class SpawnPath { posix_spawn, clone_vfork, fork };
+
+/// The argv of a shell command line.
+inline std::vector<std::string> shell_argv(const std::string& command) {
+  return {"/bin/sh", "-c", command};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parent-side preparation.
+
+struct PreparedIds {
+  bool set_uid = false, set_gid = false, set_groups = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;
+};
+
+inline std::uint32_t resolve_id(const IdSpec& id, bool is_group) {
+  if (!id.is_name) return id.id;
+  long size = ::sysconf(is_group ? _SC_GETGR_R_SIZE_MAX : _SC_GETPW_R_SIZE_MAX);
+  std::vector<char> buf(size > 0 ? static_cast<std::size_t>(size) : 16384);
+  for (;;) {
+    int rc;
+    std::uint32_t result = 0;
+    bool found = false;
+    if (is_group) {
+      struct group g, *gp = nullptr;
+      rc = ::getgrnam_r(id.name.c_str(), &g, buf.data(), buf.size(), &gp);
+      if (rc == 0 && gp) found = true, result = gp->gr_gid;
+    } else {
+      struct passwd p, *pp = nullptr;
+      rc = ::getpwnam_r(id.name.c_str(), &p, buf.data(), buf.size(), &pp);
+      if (rc == 0 && pp) found = true, result = pp->pw_uid;
+    }
+    if (rc == ERANGE) {
+      buf.resize(buf.size() * 2);
+      continue;
+    }
+    if (found) return result;
+    throw std::invalid_argument(std::string("proc: no such ") + (is_group ? "group" : "user") +
+                                ": '" + id.name + "'");
+  }
+}
+
+inline PreparedIds prepare_ids(const SpawnRequest& rq) {
+  PreparedIds ids;
+  if (rq.user) ids.set_uid = true, ids.uid = resolve_id(*rq.user, false);
+  if (rq.group) ids.set_gid = true, ids.gid = resolve_id(*rq.group, true);
+  if (rq.extra_groups) {
+    ids.set_groups = true;
+    for (const auto& g : *rq.extra_groups) ids.groups.push_back(resolve_id(g, true));
+  }
+  return ids;
+}
+
+inline std::string default_search_path() {
+  std::size_t n = ::confstr(_CS_PATH, nullptr, 0);
+  if (n == 0) return "/bin:/usr/bin";
+  std::string s(n, '\0');
+  ::confstr(_CS_PATH, s.data(), n);
+  s.resize(n - 1);
+  return s;
+}
+
+/// Finds the file exec should run. A name with a '/' is used as given (relative to the
+/// child's cwd, as exec would); otherwise each PATH entry is tried in order. Throws
+/// SpawnFailure (ENOENT, or EACCES when only non-executable candidates exist).
+inline std::string resolve_program(const SpawnRequest& rq) {
+  const std::string& prog = rq.program;
+  if (prog.find('/') != std::string::npos) return prog;
+  std::string path;
+  if (rq.env) {
+    path = rq.env_path ? *rq.env_path : default_search_path();
+  } else if (const char* p = ::getenv("PATH")) {
+    path = p;
+  } else {
+    path = default_search_path();
+  }
+  bool saw_eacces = false;
+  std::size_t start = 0;
+  for (;;) {
+    std::size_t colon = path.find(':', start);
+    std::string dir = path.substr(start, colon == std::string::npos ? colon : colon - start);
+    if (dir.empty()) dir = ".";
+    std::string candidate = dir + "/" + prog;
+    std::string probe = candidate;
+    if (rq.cwd && candidate.front() != '/') probe = (*rq.cwd / candidate).string();
+    struct stat st;
+    if (::stat(probe.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+      if (::access(probe.c_str(), X_OK) == 0) return candidate;
+      saw_eacces = true;
+    }
+    if (colon == std::string::npos) break;
+    start = colon + 1;
+  }
+  int code = saw_eacces ? EACCES : ENOENT;
+  throw SpawnFailure{code, prog,
+                     "proc: cannot run '" + prog + "': not found in PATH (searched: " + path + ")"};
+}
+
+inline void check_cwd(const SpawnRequest& rq) {
+  if (!rq.cwd) return;
+  struct stat st;
+  int code = 0;
+  if (::stat(rq.cwd->c_str(), &st) != 0)
+    code = errno;
+  else if (!S_ISDIR(st.st_mode))
+    code = ENOTDIR;
+  if (code)
+    throw SpawnFailure{code, rq.program,
+                       "proc: cannot run '" + rq.program + "': cannot change directory to '" +
+                           rq.cwd->string() + "'"};
+}
+
+/// A NULL-terminated char* array pointing into strings that outlive it.
+inline std::vector<char*> c_array(const std::vector<std::string>& v) {
+  std::vector<char*> out;
+  out.reserve(v.size() + 1);
+  for (const auto& s : v) out.push_back(const_cast<char*>(s.c_str()));
+  out.push_back(nullptr);
+  return out;
+}
+
+// The source descriptor for each of the child's 0, 1, 2 (-1: leave as inherited), after moving
+// any source that sits on a low number other than its target out of the way, so no dup2 can
+// clobber a source another dup2 still needs. `temps` owns the moved copies.
+struct StdioPlan {
+  int src[3] = {-1, -1, -1};
+  std::vector<int> temps;
+  StdioPlan() = default;
+  StdioPlan(const StdioPlan&) = delete;
+  StdioPlan& operator=(const StdioPlan&) = delete;
+  ~StdioPlan() {
+    for (int fd : temps) close_handle(fd);
+  }
+};
+
+inline void plan_stdio(const SpawnRequest& rq, StdioPlan& plan) {
+  for (int i = 0; i < 3; ++i) {
+    int fd = rq.stdio[i];
+    if (fd >= 0 && fd <= 2 && fd != i) {
+      fd = dup_above_stdio(fd);
+      plan.temps.push_back(fd);
+    }
+    plan.src[i] = fd;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The child side of the clone/fork paths. Only async-signal-safe calls below this line.
+
+enum class ChildStage : int { setup = 1, chdir, ids, pre_exec, exec };
+
+struct ChildReport {
+  int stage;
+  int error;
+};
+
+struct ChildArgs {
+  const char* path;
+  char* const* argv;
+  char* const* envp;
+  const int* src;  // 3 entries
+  bool err_to_stdout;
+  const char* cwd;
+  bool close_fds;
+  const int* keep;  // sorted pass_fds
+  std::size_t nkeep;
+  bool new_session;
+  bool set_pgroup;
+  pid_t pgroup;
+  bool restore_signals;
+  bool set_umask;
+  mode_t umask_value;
+  const PreparedIds* ids;
+  const std::function<void()>* pre_exec;
+  bool pdeathsig;
+  pid_t parent_pid;
+  int report_fd;
+  const sigset_t* parent_mask;
+};
+
+[[noreturn]] inline void child_fail(const ChildArgs& a, ChildStage stage, int err) noexcept {
+  ChildReport rep{static_cast<int>(stage), err};
+  ssize_t ignored = ::write(a.report_fd, &rep, sizeof rep);
+  (void)ignored;
+  ::_exit(127);
+}
+
+// Closes every descriptor from `low` up, except those in keep[] and the report pipe.
+inline bool child_close_range(unsigned low, unsigned high) noexcept {
+#if defined(PROC_LINUX) && defined(SYS_close_range)
+  if (::syscall(SYS_close_range, low, high, 0) == 0) return true;
+#endif
+  (void)low;
+  (void)high;
+  return false;
+}
+
+inline void child_close_fds(const ChildArgs& a) noexcept {
+  // The descriptors to keep, in order: pass_fds and the report pipe.
+  int keep[66];
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < a.nkeep && n < 64; ++i) keep[n++] = a.keep[i];
+  keep[n++] = a.report_fd;
+  std::sort(keep, keep + n);
+  unsigned low = 3;
+  bool ok = true;
+  for (std::size_t i = 0; i <= n && ok; ++i) {
+    unsigned high = i < n ? static_cast<unsigned>(keep[i]) : ~0u;
+    if (i < n && keep[i] < 3) continue;
+    if (high > low) ok = child_close_range(low, i < n ? high - 1 : ~0u);
+    if (i < n) low = static_cast<unsigned>(keep[i]) + 1;
+  }
+  if (ok) return;
+  // No close_range (old kernel, or not Linux): close up to the descriptor limit. This is the
+  // slow fallback that the posix_spawn path and Linux >= 5.9 never take.
+  long max = ::sysconf(_SC_OPEN_MAX);
+  if (max < 0 || max > 65536) max = 65536;
+  for (int fd = 3; fd < max; ++fd) {
+    bool kept = false;
+    for (std::size_t i = 0; i < n; ++i) kept = kept || keep[i] == fd;
+    if (!kept) ::close(fd);
+  }
+}
+
+inline int child_main(void* arg) noexcept {
+  const ChildArgs& a = *static_cast<const ChildArgs*>(arg);
+
+  // Signal handlers of the parent must not run in this copy: reset every caught signal.
+  struct sigaction dfl;
+  std::memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig) {
+    struct sigaction old;
+    if (::sigaction(sig, nullptr, &old) != 0) continue;
+    bool caught = (old.sa_flags & SA_SIGINFO) ? old.sa_sigaction != nullptr
+                                              : (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN);
+    bool restore = a.restore_signals && (sig == SIGPIPE
+#if defined(SIGXFSZ)
+                                         || sig == SIGXFSZ
+#endif
+                                        );
+    if (caught || restore) ::sigaction(sig, &dfl, nullptr);
+  }
+
+  if (a.new_session && ::setsid() < 0) child_fail(a, ChildStage::setup, errno);
+  if (a.set_pgroup && ::setpgid(0, a.pgroup) < 0) child_fail(a, ChildStage::setup, errno);
+
+#if defined(PROC_LINUX)
+  if (a.pdeathsig) {
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) child_fail(a, ChildStage::setup, errno);
+    // The parent may have gone before prctl: then nobody would kill us.
+    if (::getppid() != a.parent_pid) ::_exit(127);
+  }
+#endif
+
+  for (int i = 0; i < 3; ++i) {
+    int src = a.src[i];
+    if (src < 0) continue;
+    if (src == i) {
+      int flags = ::fcntl(i, F_GETFD);
+      if (flags < 0 || ::fcntl(i, F_SETFD, flags & ~FD_CLOEXEC) < 0)
+        child_fail(a, ChildStage::setup, errno);
+    } else if (::dup2(src, i) < 0) {
+      child_fail(a, ChildStage::setup, errno);
+    }
+  }
+  if (a.err_to_stdout && ::dup2(1, 2) < 0) child_fail(a, ChildStage::setup, errno);
+
+  if (a.cwd && ::chdir(a.cwd) < 0) child_fail(a, ChildStage::chdir, errno);
+  if (a.set_umask) ::umask(a.umask_value);
+
+  if (a.ids) {
+    if (a.ids->set_groups &&
+        ::setgroups(a.ids->groups.size(), a.ids->groups.empty() ? nullptr : a.ids->groups.data()) < 0)
+      child_fail(a, ChildStage::ids, errno);
+    if (a.ids->set_gid && ::setgid(a.ids->gid) < 0) child_fail(a, ChildStage::ids, errno);
+    if (a.ids->set_uid && ::setuid(a.ids->uid) < 0) child_fail(a, ChildStage::ids, errno);
+  }
+
+  for (std::size_t i = 0; i < a.nkeep; ++i) {
+    int flags = ::fcntl(a.keep[i], F_GETFD);
+    if (flags < 0 || ::fcntl(a.keep[i], F_SETFD, flags & ~FD_CLOEXEC) < 0)
+      child_fail(a, ChildStage::setup, errno);
+  }
+  if (a.close_fds) child_close_fds(a);
+
+  if (a.pre_exec && *a.pre_exec) {
+    // Only on the fork path (a private copy of the parent), so catching is allowed here.
+    try {
+      (*a.pre_exec)();
+    } catch (const std::system_error& e) {
+      child_fail(a, ChildStage::pre_exec, e.code().value() ? e.code().value() : ECANCELED);
+    } catch (...) {
+      child_fail(a, ChildStage::pre_exec, ECANCELED);
+    }
+  }
+
+  // The signal mask last, so no handler could run between the resets above and here.
+  sigset_t empty;
+  sigemptyset(&empty);
+  ::sigprocmask(SIG_SETMASK, a.restore_signals ? &empty : a.parent_mask, nullptr);
+
+  ::execve(a.path, a.argv, a.envp);
+  child_fail(a, ChildStage::exec, errno);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The three paths.
+
+inline bool leads_group(const SpawnRequest& rq) {
+  return rq.start_new_session || (rq.process_group && *rq.process_group == 0);
+}
+
+inline SpawnPath choose_path(const SpawnRequest& rq) {
+  if (rq.pre_exec && *rq.pre_exec) return SpawnPath::fork;
+  bool needs_child_code = rq.umask || rq.user || rq.group || rq.extra_groups ||
+                          rq.kill_on_parent_exit;
+#if !defined(PROC_HAVE_ADDCLOSEFROM) && !defined(PROC_APPLE)
+  needs_child_code = needs_child_code || rq.close_fds;
+#endif
+#if !defined(PROC_HAVE_ADDCHDIR) && !defined(PROC_APPLE)
+  needs_child_code = needs_child_code || rq.cwd.has_value();
+#endif
+  // pass_fds with close_fds: posix_spawn can express it as closes of the gaps between the kept
+  // descriptors; a huge gap list is cheaper as child code.
+  if (rq.close_fds && !rq.pass_fds.empty()) {
+    int top = *std::max_element(rq.pass_fds.begin(), rq.pass_fds.end());
+    if (top > 256) needs_child_code = true;
+  }
+  if (!needs_child_code) return SpawnPath::posix_spawn;
+#if defined(PROC_LINUX)
+  return SpawnPath::clone_vfork;
+#else
+  return SpawnPath::fork;
+#endif
+}
+
+inline std::string stage_message(ChildStage stage, const SpawnRequest& rq, const std::string& path) {
+  switch (stage) {
+    case ChildStage::chdir:
+      return "proc: cannot run '" + rq.program + "': cannot change directory to '" +
+             (rq.cwd ? rq.cwd->string() : std::string()) + "'";
+    case ChildStage::ids:
+      return "proc: cannot run '" + rq.program + "': cannot switch user/group";
+    case ChildStage::pre_exec:
+      return "proc: cannot run '" + rq.program + "': the pre_exec callback failed";
+    case ChildStage::setup:
+      return "proc: cannot run '" + rq.program + "': setting up the child failed";
+    case ChildStage::exec:
+      break;
+  }
+  return "proc: cannot run '" + path + "'";
+}
+
+struct SpawnResult {
+  pid_t pid = -1;
+  SpawnPath path = SpawnPath::posix_spawn;
+  bool group_leader = false;  // the child leads its own process group
+};
+
+/// The category of SpawnError codes: errno values.
+inline const std::error_category& spawn_error_category() noexcept {
+  return std::generic_category();
+}
+
+/// Rejects options this platform cannot honour. On POSIX all exist; pass_fds must be open.
+inline void check_platform_options(const std::vector<int>& pass_fds, bool /*umask*/,
+                                   bool /*user*/, bool /*group*/, bool /*extra_groups*/,
+                                   bool /*pre_exec*/, bool /*new_session*/,
+                                   bool /*process_group*/) {
+  for (int fd : pass_fds)
+    if (!handle_is_valid(fd))
+      throw std::invalid_argument("proc: pass_fds: " + std::to_string(fd) +
+                                  " is not an open descriptor");
+}
+
+inline SpawnResult spawn_posix_spawn(const SpawnRequest& rq, const std::string& path,
+                                     char* const* argv, char* const* envp, const StdioPlan& plan) {
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t attr;
+  if (int e = posix_spawn_file_actions_init(&fa)) throw_errno(e, "proc: posix_spawn_file_actions_init");
+  if (int e = posix_spawnattr_init(&attr)) {
+    posix_spawn_file_actions_destroy(&fa);
+    throw_errno(e, "proc: posix_spawnattr_init");
+  }
+  struct Cleanup {
+    posix_spawn_file_actions_t* fa;
+    posix_spawnattr_t* attr;
+    ~Cleanup() {
+      posix_spawn_file_actions_destroy(fa);
+      posix_spawnattr_destroy(attr);
+    }
+  } cleanup{&fa, &attr};
+
+  int e = 0;
+  auto check = [&](int rc) {
+    if (rc != 0 && e == 0) e = rc;
+  };
+  // dup2 onto the same number clears close-on-exec (glibc >= 2.29, macOS, POSIX 2024).
+  for (int i = 0; i < 3; ++i)
+    if (plan.src[i] >= 0) check(posix_spawn_file_actions_adddup2(&fa, plan.src[i], i));
+  if (rq.err_to_stdout) check(posix_spawn_file_actions_adddup2(&fa, 1, 2));
+  for (int fd : rq.pass_fds) check(posix_spawn_file_actions_adddup2(&fa, fd, fd));
+  if (rq.cwd) {
+#if defined(PROC_HAVE_ADDCHDIR) || defined(PROC_APPLE)
+    check(posix_spawn_file_actions_addchdir_np(&fa, rq.cwd->c_str()));
+#endif
+  }
+  short flags = 0;
+  if (rq.close_fds) {
+#if defined(PROC_APPLE)
+    flags |= POSIX_SPAWN_CLOEXEC_DEFAULT;
+    for (int i = 0; i < 3; ++i)
+      if (plan.src[i] < 0) check(posix_spawn_file_actions_addinherit_np(&fa, i));
+    for (int fd : rq.pass_fds) check(posix_spawn_file_actions_addinherit_np(&fa, fd));
+#elif defined(PROC_HAVE_ADDCLOSEFROM)
+    // Close the gaps between kept descriptors, then everything above the last (after the dup2
+    // actions, which read their sources from those numbers).
+    std::vector<int> keep(rq.pass_fds.begin(), rq.pass_fds.end());
+    std::sort(keep.begin(), keep.end());
+    int low = 3;
+    for (int k : keep) {
+      for (int fd = low; fd < k; ++fd) check(posix_spawn_file_actions_addclose(&fa, fd));
+      low = std::max(low, k + 1);
+    }
+    check(posix_spawn_file_actions_addclosefrom_np(&fa, low));
+#endif
+  }
+  sigset_t mask;
+  sigemptyset(&mask);
+  if (rq.restore_signals) {
+    sigset_t def;
+    sigemptyset(&def);
+    sigaddset(&def, SIGPIPE);
+#if defined(SIGXFSZ)
+    sigaddset(&def, SIGXFSZ);
+#endif
+    check(posix_spawnattr_setsigdefault(&attr, &def));
+    check(posix_spawnattr_setsigmask(&attr, &mask));
+    flags |= POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK;
+  }
+  if (rq.start_new_session) {
+#if defined(POSIX_SPAWN_SETSID)
+    flags |= POSIX_SPAWN_SETSID;
+#endif
+  }
+  if (rq.process_group) {
+    flags |= POSIX_SPAWN_SETPGROUP;
+    check(posix_spawnattr_setpgroup(&attr, *rq.process_group));
+  }
+  check(posix_spawnattr_setflags(&attr, flags));
+  if (e) throw_errno(e, "proc: preparing posix_spawn");
+
+  pid_t pid = -1;
+  int rc = injected_error(Sys::spawn);
+  if (rc == 0) rc = ::posix_spawn(&pid, path.c_str(), &fa, &attr, argv, envp);
+  if (rc != 0) throw SpawnFailure{rc, rq.program, stage_message(ChildStage::exec, rq, path)};
+  return {pid, SpawnPath::posix_spawn, leads_group(rq)};
+}
+
+
+#if defined(PROC_LINUX)
+// clone() with CLONE_VM|CLONE_VFORK: the child borrows the parent's memory (nothing is copied,
+// so the cost does not grow with the parent's size) and the parent sleeps until the child has
+// exec'd or exited. The child runs child_main on a stack of its own.
+inline pid_t clone_vfork(ChildArgs& args) {
+  constexpr std::size_t stack_size = 64 * 1024;
+  void* stack = ::mmap(nullptr, stack_size, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) throw_errno(errno, "proc: mmap (child stack)");
+  int e = injected_error(Sys::fork);
+  pid_t pid = -1;
+  if (e == 0) {
+    pid = ::clone(&child_main, static_cast<char*>(stack) + stack_size,
+                  CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+    if (pid < 0) e = errno;
+  }
+  ::munmap(stack, stack_size);
+  if (e) throw_errno(e, "proc: clone");
+  return pid;
+}
+#endif
+
+/// Starts the child described by `rq`. Throws SpawnFailure when the program cannot be started
+/// (the errno of the failed exec/chdir), std::system_error for other failures.
+inline SpawnResult spawn(const SpawnRequest& rq, SpawnPath forced = SpawnPath::posix_spawn,
+                         bool force = false) {
+  check_cwd(rq);
+  const std::string path = resolve_program(rq);
+  std::vector<char*> argv = c_array(rq.argv);
+  std::vector<char*> envp;
+  if (rq.env) envp = c_array(*rq.env);
+  char* const* env_ptr = rq.env ? envp.data() : process_environ();
+
+  StdioPlan plan;
+  plan_stdio(rq, plan);
+
+  SpawnPath how = force ? forced : choose_path(rq);
+  if (how == SpawnPath::posix_spawn) return spawn_posix_spawn(rq, path, argv.data(), env_ptr, plan);
+
+  PreparedIds ids = prepare_ids(rq);
+  std::vector<int> keep(rq.pass_fds.begin(), rq.pass_fds.end());
+  std::sort(keep.begin(), keep.end());
+  if (keep.size() > 64)
+    throw std::invalid_argument("proc: at most 64 pass_fds on the fork path, got " +
+                                std::to_string(keep.size()));
+
+  // The report pipe must not sit on 0..2, where the child's dup2s would overwrite it.
+  PipePair report = make_pipe();
+  try {
+    report.read = lift_above_stdio(report.read);
+    report.write = lift_above_stdio(report.write);
+  } catch (...) {
+    close_handle(report.read);
+    close_handle(report.write);
+    throw;
+  }
+
+  ChildArgs a{};
+  a.path = path.c_str();
+  a.argv = argv.data();
+  a.envp = env_ptr;
+  a.src = plan.src;
+  a.err_to_stdout = rq.err_to_stdout;
+  a.cwd = rq.cwd ? rq.cwd->c_str() : nullptr;
+  a.close_fds = rq.close_fds;
+  a.keep = keep.data();
+  a.nkeep = keep.size();
+  a.new_session = rq.start_new_session;
+  a.set_pgroup = rq.process_group.has_value();
+  a.pgroup = rq.process_group.value_or(0);
+  a.restore_signals = rq.restore_signals;
+  a.set_umask = rq.umask.has_value();
+  a.umask_value = static_cast<mode_t>(rq.umask.value_or(0));
+  a.ids = (ids.set_uid || ids.set_gid || ids.set_groups) ? &ids : nullptr;
+  a.pre_exec = rq.pre_exec;
+  a.pdeathsig = rq.kill_on_parent_exit;
+  a.parent_pid = ::getpid();
+  a.report_fd = report.write;
+
+  // Block every signal while the child shares (or copies) our state, so that no handler of
+  // ours runs in it before child_main has reset them; the child sets its own mask last.
+  sigset_t all, old;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
+  a.parent_mask = &old;
+
+  pid_t pid = -1;
+  int fork_error = 0;
+#if defined(PROC_LINUX)
+  if (how == SpawnPath::clone_vfork) {
+    try {
+      pid = clone_vfork(a);
+    } catch (const std::system_error& e) {
+      fork_error = e.code().value();
+    }
+  } else
+#endif
+  {
+    fork_error = injected_error(Sys::fork);
+    if (fork_error == 0) {
+      pid = ::fork();
+      if (pid == 0) {
+        child_main(&a);
+        ::_exit(127);  // not reached
+      }
+      if (pid < 0) fork_error = errno;
+    }
+  }
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  close_handle(report.write);
+
+  if (fork_error) {
+    close_handle(report.read);
+    throw SpawnFailure{fork_error, rq.program, stage_message(ChildStage::setup, rq, path)};
+  }
+
+  // EOF: the child exec'd (the write end was close-on-exec). A report: it failed; reap it so
+  // that the failed copy is neither left running nor a zombie.
+  ChildReport rep{};
+  std::size_t got = 0;
+  while (got < sizeof rep) {
+    ssize_t r = ::read(report.read, reinterpret_cast<char*>(&rep) + got, sizeof rep - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += static_cast<std::size_t>(r);
+  }
+  close_handle(report.read);
+  if (got == sizeof rep) {
+    int status;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    throw SpawnFailure{rep.error, rq.program,
+                       stage_message(static_cast<ChildStage>(rep.stage), rq, path)};
+  }
+  return {pid, how, leads_group(rq)};
+}
+
+}  // namespace proc::detail

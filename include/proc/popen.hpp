@@ -1,0 +1,422 @@
+#pragma once
+/// \file
+/// `proc::Popen`: a running child, started at construction.
+
+#include <chrono>
+#include <initializer_list>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "proc/detail/platform.hpp"
+#include "proc/detail/sink.hpp"
+#include "proc/environment.hpp"
+#include "proc/errors.hpp"
+#include "proc/options.hpp"
+#include "proc/pipe.hpp"
+
+namespace proc {
+
+/// What `Popen::communicate` returns: everything the child wrote to its piped stdout/stderr
+/// (a stream that is not a pipe gives an empty string).
+struct CommunicateResult {
+  std::string out;
+  std::string err;
+};
+
+namespace detail {
+
+/// Tag for the run-style helpers: `input`, `check`, `timeout` are theirs to handle.
+struct RunTag {};
+
+inline bool has_nul(std::string_view s) { return s.find('\0') != std::string_view::npos; }
+
+inline std::string printable(std::string_view s) {
+  std::string out;
+  for (char c : s) out += c == '\0' ? std::string("\\0") : std::string(1, c);
+  return out;
+}
+
+inline void validate(const std::vector<std::string>& args, const Options& o, bool for_run) {
+  if (args.empty()) throw std::invalid_argument("proc: empty argument list");
+  for (std::size_t i = 0; i < args.size(); ++i)
+    if (has_nul(args[i]))
+      throw std::invalid_argument("proc: NUL byte in argument " + std::to_string(i) + ": '" +
+                                  printable(args[i]) + "'");
+  if (o.cwd && has_nul(o.cwd->string()))
+    throw std::invalid_argument("proc: NUL byte in cwd '" + printable(o.cwd->string()) + "'");
+  if (o.executable && has_nul(o.executable->string()))
+    throw std::invalid_argument("proc: NUL byte in executable '" +
+                                printable(o.executable->string()) + "'");
+  if (o.in.kind() == Redirect::Kind::to_stdout)
+    throw std::invalid_argument("proc: to_stdout is only for err, not for in");
+  if (o.out.kind() == Redirect::Kind::to_stdout)
+    throw std::invalid_argument("proc: to_stdout is only for err, not for out");
+  if (!for_run && (o.input || o.check || o.timeout))
+    throw std::invalid_argument(
+        "proc::Popen: input, check and timeout are for the run-style helpers; use "
+        "communicate(input, timeout)");
+  if (o.input && o.in.kind() != Redirect::Kind::inherit)
+    throw std::invalid_argument("proc: input and an in redirect cannot be used together");
+  if (o.capture_output &&
+      (o.out.kind() != Redirect::Kind::inherit || o.err.kind() != Redirect::Kind::inherit))
+    throw std::invalid_argument("proc: capture_output and an out/err redirect cannot be used together");
+  for (const auto& [name, value] : o.env_update) {
+    Environment::check_name(name);
+    if (value && has_nul(*value))
+      throw std::invalid_argument("proc: NUL byte in the value of env_update '" + name + "'");
+  }
+  const Redirect* slots[3] = {&o.in, &o.out, &o.err};
+  const char* names[3] = {"in", "out", "err"};
+  for (int i = 0; i < 3; ++i) {
+    const Redirect& r = *slots[i];
+    if ((r.kind() == Redirect::Kind::file || r.kind() == Redirect::Kind::append) &&
+        has_nul(r.path().string()))
+      throw std::invalid_argument(std::string("proc: NUL byte in the ") + names[i] + " file path");
+    if (r.kind() == Redirect::Kind::fd && !handle_is_valid(r.handle()))
+      throw std::invalid_argument(std::string("proc: ") + names[i] + " = proc::fd(" +
+                                  handle_to_string(r.handle()) + "): not an open descriptor");
+    if (r.kind() == Redirect::Kind::pipe_end && (!r.pipe_end() || !r.pipe_end()->is_open()))
+      throw std::invalid_argument(std::string("proc: the PipeEnd given for ") + names[i] +
+                                  " is closed (already consumed by another child?)");
+  }
+  check_platform_options(o.pass_fds, o.umask.has_value(), o.user.has_value(),
+                         o.group.has_value(), o.extra_groups.has_value(),
+                         static_cast<bool>(o.pre_exec), o.start_new_session,
+                         o.process_group.has_value());
+}
+
+inline IdSpec to_id_spec(const Identity& id) {
+  IdSpec s;
+  s.is_name = id.is_name();
+  if (s.is_name)
+    s.name = id.name();
+  else
+    s.id = id.id();
+  return s;
+}
+
+}  // namespace detail
+
+/// A child process, started by the constructor (Python's `subprocess.Popen`).
+///
+/// stdio is inherited unless redirected in `Options`. The destructor closes the parent's pipe
+/// ends and then applies `Options::on_destroy` (default: wait), so a `Popen` never leaves a
+/// zombie. `poll`, `returncode`, `send_signal`, `terminate` and `kill` may be called from
+/// another thread while one thread is in `wait`/`wait_for`/`communicate`.
+class Popen {
+ public:
+  /// Starts `args` (`args[0]` is the program, looked up in the child's `PATH`).
+  /// Throws `SpawnError` when it cannot be started, `std::invalid_argument` on bad input.
+  Popen(std::initializer_list<std::string> args, const Options& options = {})
+      : Popen(std::vector<std::string>(args), options) {}
+  /// Starts `args`; with `shell`, `args[0]` is the command line and the rest are `$1`, ...
+  Popen(std::vector<std::string> args, const Options& options = {}) {
+    start(std::move(args), options, false);
+  }
+  /// With `shell`, the command line for the shell; without, the program alone.
+  Popen(std::string command, const Options& options = {})
+      : Popen(std::vector<std::string>{std::move(command)}, options) {}
+  /// For the run-style helpers (allows `input`, `check`, `timeout`, which they handle).
+  Popen(detail::RunTag, std::vector<std::string> args, const Options& options) {
+    start(std::move(args), options, true);
+  }
+
+  Popen(Popen&&) noexcept = default;
+  Popen& operator=(Popen&& other) noexcept {
+    if (this != &other) {
+      destroy();
+      impl_ = std::move(other.impl_);
+    }
+    return *this;
+  }
+  Popen(const Popen&) = delete;
+  Popen& operator=(const Popen&) = delete;
+  ~Popen() { destroy(); }
+
+  /// The child's process ID.
+  [[nodiscard]] int pid() const { return static_cast<int>(impl().proc->pid()); }
+  /// The arguments as given (with `shell`, the one command string).
+  [[nodiscard]] const std::vector<std::string>& args() const { return impl().args; }
+
+  /// The returncode if the child has exited, else `std::nullopt`. Never blocks.
+  std::optional<int> poll() { return impl().proc->try_wait(); }
+  /// The returncode if the child is known to have exited (no system call).
+  [[nodiscard]] std::optional<int> returncode() const { return impl().proc->returncode(); }
+
+  /// Waits for the child to exit and returns its returncode (−N: killed by signal N).
+  /// Does not read the pipes: use `communicate` when the child may fill one.
+  int wait() { return *impl().proc->wait_until(std::nullopt); }
+  /// As `wait()`, but throws `TimeoutExpired` after `timeout` (the child keeps running).
+  int wait(Duration timeout) {
+    if (auto rc = wait_for(timeout)) return *rc;
+    throw TimeoutExpired(impl().args, timeout.value);
+  }
+  /// Waits up to `timeout`; the returncode, or `std::nullopt` if the child is still running.
+  /// Wakes when the child exits (pidfd / kqueue / process handle), not on a polling tick.
+  std::optional<int> wait_for(Duration timeout) {
+    return impl().proc->wait_until(detail::Clock::now() + timeout.value);
+  }
+
+  /// Writes `input` to stdin (then closes it) while reading stdout and stderr to the end, all
+  /// at once; then waits for the child. Streams that are not pipes are left alone.
+  ///
+  /// Throws `TimeoutExpired` (with the output so far) when `timeout` runs out; the child keeps
+  /// running, and a later call continues where this one stopped and returns the *whole* output.
+  CommunicateResult communicate(std::string_view input = {},
+                                std::optional<Duration> timeout = {}) {
+    Impl& s = impl();
+    auto deadline = timeout ? std::optional(detail::Clock::now() + timeout->value) : std::nullopt;
+    if (!s.communicating) {
+      if (!input.empty() && !s.in.is_open())
+        throw std::logic_error("proc::Popen::communicate: input given but stdin is not a pipe");
+      s.communicating = true;
+      s.input.assign(input);
+      s.in_pos = 0;
+      // Bytes that readline()/lines() read ahead come first.
+      if (s.out.is_open()) s.cap_out.append(s.out.take_buffered());
+      if (s.err.is_open()) s.cap_err.append(s.err.take_buffered());
+    }
+    if (!pump_pipes(deadline))
+      throw TimeoutExpired(s.args, timeout->value, s.cap_out.copy(), s.cap_err.copy());
+    if (!s.proc->wait_until(deadline))
+      throw TimeoutExpired(s.args, timeout->value, s.cap_out.copy(), s.cap_err.copy());
+    s.communicating = false;
+    s.input.clear();
+    return {s.cap_out.take(), s.cap_err.take()};
+  }
+
+  /// Sends signal `sig` (POSIX). Harmless on an exited child; never reaches a reused PID.
+  void send_signal(int sig) { impl().proc->send_signal(sig); }
+  /// SIGTERM (POSIX) / `TerminateProcess` (Windows).
+  void terminate() { send_signal(detail::sig_term); }
+  /// SIGKILL (POSIX) / `TerminateProcess` (Windows).
+  void kill() { send_signal(detail::sig_kill); }
+
+  /// Sends `sig` to the child's whole process group when it leads one (started with
+  /// `start_new_session` or `process_group = 0`), else to the child alone. Windows: ends the
+  /// child's job (the whole tree) for `kill()`-like signals.
+  void signal_group(int sig) { impl().proc->signal_group(sig); }
+
+  /// Terminates the child, waits up to `grace`, then kills it; returns its returncode.
+  int stop(Duration grace) {
+    terminate();
+    if (auto rc = wait_for(grace)) return *rc;
+    kill();
+    return wait();
+  }
+
+  /// The parent's end of the child's stdin. Throws `std::logic_error` unless `in` was a pipe.
+  PipeEnd& in() { return end(0); }
+  /// The parent's end of the child's stdout. Throws `std::logic_error` unless `out` was a pipe.
+  PipeEnd& out() { return end(1); }
+  /// The parent's end of the child's stderr. Throws `std::logic_error` unless `err` was a pipe.
+  PipeEnd& err() { return end(2); }
+
+  /// Moves the stdin pipe end out (e.g. to hand it to another child's `Redirect`).
+  PipeEnd take_in() { return std::move(end(0)); }
+  /// Moves the stdout pipe end out, e.g. `{.in = producer.take_out()}` for the next child.
+  PipeEnd take_out() { return std::move(end(1)); }
+  /// Moves the stderr pipe end out.
+  PipeEnd take_err() { return std::move(end(2)); }
+
+ private:
+  struct Impl {
+    std::vector<std::string> args;
+    std::unique_ptr<detail::Process> proc;
+    PipeEnd in, out, err;
+    bool was_pipe[3] = {false, false, false};
+    OnDestroy on_destroy = OnDestroy::wait;
+    // communicate() state, kept across a TimeoutExpired.
+    bool communicating = false;
+    std::string input;
+    std::size_t in_pos = 0;
+    detail::CaptureBuffer cap_out, cap_err;
+  };
+
+  Impl& impl() const {
+    if (!impl_) throw std::logic_error("proc::Popen: used after being moved from");
+    return *impl_;
+  }
+
+  PipeEnd& end(int i) {
+    Impl& s = impl();
+    static const char* names[3] = {"in", "out", "err"};
+    if (!s.was_pipe[i])
+      throw std::logic_error(std::string("proc::Popen::") + names[i] + "(): " + names[i] +
+                             " is not a pipe (set ." + names[i] + " = proc::pipe)");
+    return i == 0 ? s.in : i == 1 ? s.out : s.err;
+  }
+
+  // Runs the pump over the open pipe ends; false when the deadline passed first.
+  bool pump_pipes(std::optional<detail::Clock::time_point> deadline) {
+    Impl& s = impl();
+    detail::PumpState st;
+    st.input = s.input;
+    st.in_pos = s.in_pos;
+    st.in = s.in.release();
+    st.out = s.out.release();
+    st.err = s.err.release();
+    st.out_sink = &s.cap_out;
+    st.err_sink = &s.cap_err;
+    for (auto h : {st.in, st.out, st.err})
+      if (h != detail::invalid_handle) detail::grow_pipe(h, 1 << 20);
+    struct Rewrap {
+      Impl& s;
+      detail::PumpState& st;
+      ~Rewrap() {
+        s.in_pos = st.in_pos;
+        if (st.in != detail::invalid_handle) s.in = PipeEnd(st.in);
+        if (st.out != detail::invalid_handle) s.out = PipeEnd(st.out);
+        if (st.err != detail::invalid_handle) s.err = PipeEnd(st.err);
+      }
+    } rewrap{s, st};
+    return detail::pump(st, deadline);
+  }
+
+  void start(std::vector<std::string> args, const Options& o, bool for_run);
+
+  void destroy() noexcept {
+    if (!impl_) return;
+    Impl& s = *impl_;
+    s.in.close();
+    s.out.close();
+    s.err.close();
+    try {
+      if (!s.proc->try_wait()) {
+        switch (s.on_destroy) {
+          case OnDestroy::wait:
+            s.proc->wait_until(std::nullopt);
+            break;
+          case OnDestroy::terminate:
+            s.proc->send_signal(detail::sig_term);
+            if (!s.proc->wait_until(detail::Clock::now() + std::chrono::seconds(2))) {
+              s.proc->send_signal(detail::sig_kill);
+              s.proc->wait_until(std::nullopt);
+            }
+            break;
+          case OnDestroy::kill:
+            s.proc->send_signal(detail::sig_kill);
+            s.proc->wait_until(std::nullopt);
+            break;
+          case OnDestroy::detach:
+            detail::Reaper::instance().adopt(std::move(s.proc));
+            break;
+        }
+      }
+    } catch (...) {
+      // A destructor must not throw; the failure modes here (EPERM, EINTR storms) leave
+      // nothing better to do.
+    }
+    impl_.reset();
+  }
+
+  std::unique_ptr<Impl> impl_;
+};
+
+inline void Popen::start(std::vector<std::string> args, const Options& o, bool for_run) {
+  detail::validate(args, o, for_run);
+  auto s = std::make_unique<Impl>();
+  s->on_destroy = o.on_destroy;
+
+  detail::SpawnRequest rq;
+  if (o.shell) {
+    rq.argv = detail::shell_argv(args[0]);
+    rq.argv.insert(rq.argv.end(), args.begin() + 1, args.end());
+  } else {
+    rq.argv = args;
+  }
+  rq.program = o.executable ? o.executable->string() : rq.argv[0];
+  if (o.env || !o.env_update.empty()) {
+    Environment env = o.env ? *o.env : Environment::current();
+    for (const auto& [name, value] : o.env_update) {
+      if (value)
+        env.set(name, *value);
+      else
+        env.erase(name);
+    }
+    std::vector<std::string> entries;
+    entries.reserve(env.size());
+    for (const auto& [name, value] : env) entries.push_back(name + "=" + value);
+    rq.env = std::move(entries);
+    rq.env_path = env.get("PATH");
+  }
+  rq.cwd = o.cwd;
+  rq.close_fds = o.close_fds;
+  rq.pass_fds = o.pass_fds;
+  rq.start_new_session = o.start_new_session;
+  rq.process_group = o.process_group;
+  rq.restore_signals = o.restore_signals;
+  rq.umask = o.umask;
+  if (o.user) rq.user = detail::to_id_spec(*o.user);
+  if (o.group) rq.group = detail::to_id_spec(*o.group);
+  if (o.extra_groups) {
+    rq.extra_groups.emplace();
+    for (const auto& g : *o.extra_groups) rq.extra_groups->push_back(detail::to_id_spec(g));
+  }
+  rq.pre_exec = o.pre_exec ? &o.pre_exec : nullptr;
+  rq.kill_on_parent_exit = o.kill_on_parent_exit;
+  rq.shell = o.shell;
+
+  // The child's ends: opened here (close-on-exec), closed once the child has its copies.
+  PipeEnd child_ends[3];
+  Redirect slots[3] = {o.in, o.out, o.err};
+  if (for_run && o.input) slots[0] = proc::pipe;
+  if (o.capture_output) slots[1] = slots[2] = proc::pipe;
+  PipeEnd* parent_ends[3] = {&s->in, &s->out, &s->err};
+  for (int i = 0; i < 3; ++i) {
+    const Redirect& r = slots[i];
+    switch (r.kind()) {
+      case Redirect::Kind::inherit:
+        rq.stdio[i] = detail::invalid_handle;
+        break;
+      case Redirect::Kind::pipe: {
+        detail::PipePair p = detail::make_pipe();
+        PipeEnd rd(p.read), wr(p.write);
+        *parent_ends[i] = std::move(i == 0 ? wr : rd);
+        child_ends[i] = std::move(i == 0 ? rd : wr);
+        rq.stdio[i] = child_ends[i].native_handle();
+        s->was_pipe[i] = true;
+        break;
+      }
+      case Redirect::Kind::devnull:
+        child_ends[i] = PipeEnd(detail::open_devnull(i != 0));
+        rq.stdio[i] = child_ends[i].native_handle();
+        break;
+      case Redirect::Kind::to_stdout:
+        rq.stdio[i] = detail::invalid_handle;
+        rq.err_to_stdout = true;
+        break;
+      case Redirect::Kind::file:
+      case Redirect::Kind::append:
+        child_ends[i] = PipeEnd(detail::open_file(r.path(), i != 0, r.kind() == Redirect::Kind::append));
+        rq.stdio[i] = child_ends[i].native_handle();
+        break;
+      case Redirect::Kind::fd:
+        rq.stdio[i] = r.handle();
+        break;
+      case Redirect::Kind::pipe_end:
+        rq.stdio[i] = r.pipe_end()->native_handle();
+        break;
+    }
+  }
+
+  try {
+    s->proc = std::make_unique<detail::Process>(detail::spawn(rq));
+  } catch (const detail::SpawnFailure& f) {
+    throw SpawnError(std::error_code(f.code, detail::spawn_error_category()), f.program, o.cwd,
+                     f.message);
+  }
+  // Consumed: the parent keeps no copy of a pipe end it handed on, so the other side of the
+  // pipe sees EOF / SIGPIPE exactly as in a shell pipeline.
+  for (int i = 0; i < 3; ++i)
+    if (slots[i].kind() == Redirect::Kind::pipe_end) slots[i].pipe_end()->close();
+  s->args = std::move(args);
+  impl_ = std::move(s);
+}
+
+}  // namespace proc

@@ -1,0 +1,80 @@
+#pragma once
+/// \file
+/// `proc::Redirect`: where a child's stdin, stdout or stderr goes.
+
+#include <filesystem>
+#include <memory>
+#include <utility>
+
+#include "proc/pipe.hpp"
+
+namespace proc {
+
+/// Tag: the child shares the parent's stream (the default).
+struct Inherit {};
+/// Tag: a new pipe; the parent's end is `Popen::in()`/`out()`/`err()`.
+struct Pipe {};
+/// Tag: the null device.
+struct DevNull {};
+/// Tag (for `err` only): stderr goes wherever stdout goes (Python's `STDOUT`).
+struct ToStdout {};
+
+inline constexpr Inherit inherit{};
+inline constexpr Pipe pipe{};
+inline constexpr DevNull devnull{};
+inline constexpr ToStdout to_stdout{};
+
+/// One of: `proc::inherit` (default), `proc::pipe`, `proc::devnull`, `proc::to_stdout` (stderr
+/// only), `proc::file(path)`, `proc::append(path)`, `proc::fd(n)` (a borrowed descriptor or
+/// `HANDLE`, not closed by proc), or a `PipeEnd` taken from another `Popen`.
+///
+/// A `PipeEnd` inside a `Redirect` is shared between copies of the `Options` holding it and is
+/// consumed by the first child started with it: the parent closes its copy as soon as that child
+/// has started.
+class Redirect {
+ public:
+  enum class Kind { inherit, pipe, devnull, to_stdout, file, append, fd, pipe_end };
+
+  Redirect() noexcept = default;
+  Redirect(Inherit) noexcept {}
+  Redirect(Pipe) noexcept : kind_(Kind::pipe) {}
+  Redirect(DevNull) noexcept : kind_(Kind::devnull) {}
+  Redirect(ToStdout) noexcept : kind_(Kind::to_stdout) {}
+  /// A pipe end taken from another `Popen` (`take_out()`, ...), or any `PipeEnd` you own.
+  Redirect(PipeEnd&& end) : kind_(Kind::pipe_end), end_(std::make_shared<PipeEnd>(std::move(end))) {}
+
+  [[nodiscard]] Kind kind() const noexcept { return kind_; }
+  [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
+  [[nodiscard]] PipeEnd::native_handle_type handle() const noexcept { return handle_; }
+  /// The shared pipe end of a `Kind::pipe_end` redirect (null otherwise).
+  [[nodiscard]] const std::shared_ptr<PipeEnd>& pipe_end() const noexcept { return end_; }
+
+  static Redirect make_file(std::filesystem::path p, bool append) {
+    Redirect r;
+    r.kind_ = append ? Kind::append : Kind::file;
+    r.path_ = std::move(p);
+    return r;
+  }
+  static Redirect make_fd(PipeEnd::native_handle_type h) noexcept {
+    Redirect r;
+    r.kind_ = Kind::fd;
+    r.handle_ = h;
+    return r;
+  }
+
+ private:
+  Kind kind_ = Kind::inherit;
+  std::filesystem::path path_;
+  PipeEnd::native_handle_type handle_ = detail::invalid_handle;
+  std::shared_ptr<PipeEnd> end_;
+};
+
+/// The file at `path`: read for `in`; created or truncated for `out`/`err`.
+inline Redirect file(std::filesystem::path path) { return Redirect::make_file(std::move(path), false); }
+/// The file at `path`, created if needed and appended to (for `out`/`err`).
+inline Redirect append(std::filesystem::path path) { return Redirect::make_file(std::move(path), true); }
+/// A descriptor (POSIX) or `HANDLE` (Windows) you own; proc duplicates it into the child and
+/// never closes it.
+inline Redirect fd(PipeEnd::native_handle_type handle) noexcept { return Redirect::make_fd(handle); }
+
+}  // namespace proc
