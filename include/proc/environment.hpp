@@ -64,7 +64,9 @@ class Environment {
     if (it != vars_.end()) vars_.erase(it);
   }
 
-  [[nodiscard]] bool contains(std::string_view name) const { return vars_.find(name) != vars_.end(); }
+  [[nodiscard]] bool contains(std::string_view name) const {
+    return vars_.find(name) != vars_.end();
+  }
   [[nodiscard]] std::size_t size() const noexcept { return vars_.size(); }
   [[nodiscard]] bool empty() const noexcept { return vars_.empty(); }
   [[nodiscard]] const_iterator begin() const noexcept { return vars_.begin(); }

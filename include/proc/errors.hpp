@@ -111,8 +111,8 @@ class TimeoutExpired : public SubprocessError {
 /// exec/chdir, e.g. `ENOENT` or `EACCES`. Deliberately not a `SubprocessError`.
 class SpawnError : public std::system_error {
  public:
-  SpawnError(std::error_code ec, std::string program_,
-             std::optional<std::filesystem::path> cwd_, const std::string& what)
+  SpawnError(std::error_code ec, std::string program_, std::optional<std::filesystem::path> cwd_,
+             const std::string& what)
       : std::system_error(ec, what), program(std::move(program_)), cwd(std::move(cwd_)) {}
 
   std::string program;

@@ -36,8 +36,8 @@ struct Duration {
 /// parent before spawning.
 class Identity {
  public:
-  Identity(const char* name) : v_(std::string(name)) {}          // NOLINT
-  Identity(std::string name) : v_(std::move(name)) {}            // NOLINT
+  Identity(const char* name) : v_(std::string(name)) {}  // NOLINT
+  Identity(std::string name) : v_(std::move(name)) {}    // NOLINT
   template <std::integral T>
   Identity(T id) : v_(check_id(id)) {}  // NOLINT
 

@@ -64,7 +64,8 @@ inline void validate(const std::vector<std::string>& args, const Options& o, boo
     throw std::invalid_argument("proc: input and an in redirect cannot be used together");
   if (o.capture_output &&
       (o.out.kind() != Redirect::Kind::inherit || o.err.kind() != Redirect::Kind::inherit))
-    throw std::invalid_argument("proc: capture_output and an out/err redirect cannot be used together");
+    throw std::invalid_argument(
+        "proc: capture_output and an out/err redirect cannot be used together");
   for (const auto& [name, value] : o.env_update) {
     Environment::check_name(name);
     if (value && has_nul(*value))
@@ -84,10 +85,9 @@ inline void validate(const std::vector<std::string>& args, const Options& o, boo
       throw std::invalid_argument(std::string("proc: the PipeEnd given for ") + names[i] +
                                   " is closed (already consumed by another child?)");
   }
-  check_platform_options(o.pass_fds, o.umask.has_value(), o.user.has_value(),
-                         o.group.has_value(), o.extra_groups.has_value(),
-                         static_cast<bool>(o.pre_exec), o.start_new_session,
-                         o.process_group.has_value());
+  check_platform_options(o.pass_fds, o.umask.has_value(), o.user.has_value(), o.group.has_value(),
+                         o.extra_groups.has_value(), static_cast<bool>(o.pre_exec),
+                         o.start_new_session, o.process_group.has_value());
 }
 
 inline IdSpec to_id_spec(const Identity& id) {
@@ -167,8 +167,7 @@ class Popen {
   ///
   /// Throws `TimeoutExpired` (with the output so far) when `timeout` runs out; the child keeps
   /// running, and a later call continues where this one stopped and returns the *whole* output.
-  CommunicateResult communicate(std::string_view input = {},
-                                std::optional<Duration> timeout = {}) {
+  CommunicateResult communicate(std::string_view input = {}, std::optional<Duration> timeout = {}) {
     Impl& s = impl();
     auto deadline = timeout ? std::optional(detail::Clock::now() + timeout->value) : std::nullopt;
     if (!s.communicating) {
@@ -393,7 +392,8 @@ inline void Popen::start(std::vector<std::string> args, const Options& o, bool f
         break;
       case Redirect::Kind::file:
       case Redirect::Kind::append:
-        child_ends[i] = PipeEnd(detail::open_file(r.path(), i != 0, r.kind() == Redirect::Kind::append));
+        child_ends[i] =
+            PipeEnd(detail::open_file(r.path(), i != 0, r.kind() == Redirect::Kind::append));
         rq.stdio[i] = child_ends[i].native_handle();
         break;
       case Redirect::Kind::fd:

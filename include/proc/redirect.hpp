@@ -41,7 +41,8 @@ class Redirect {
   Redirect(DevNull) noexcept : kind_(Kind::devnull) {}
   Redirect(ToStdout) noexcept : kind_(Kind::to_stdout) {}
   /// A pipe end taken from another `Popen` (`take_out()`, ...), or any `PipeEnd` you own.
-  Redirect(PipeEnd&& end) : kind_(Kind::pipe_end), end_(std::make_shared<PipeEnd>(std::move(end))) {}
+  Redirect(PipeEnd&& end)
+      : kind_(Kind::pipe_end), end_(std::make_shared<PipeEnd>(std::move(end))) {}
 
   [[nodiscard]] Kind kind() const noexcept { return kind_; }
   [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
@@ -70,11 +71,17 @@ class Redirect {
 };
 
 /// The file at `path`: read for `in`; created or truncated for `out`/`err`.
-inline Redirect file(std::filesystem::path path) { return Redirect::make_file(std::move(path), false); }
+inline Redirect file(std::filesystem::path path) {
+  return Redirect::make_file(std::move(path), false);
+}
 /// The file at `path`, created if needed and appended to (for `out`/`err`).
-inline Redirect append(std::filesystem::path path) { return Redirect::make_file(std::move(path), true); }
+inline Redirect append(std::filesystem::path path) {
+  return Redirect::make_file(std::move(path), true);
+}
 /// A descriptor (POSIX) or `HANDLE` (Windows) you own; proc duplicates it into the child and
 /// never closes it.
-inline Redirect fd(PipeEnd::native_handle_type handle) noexcept { return Redirect::make_fd(handle); }
+inline Redirect fd(PipeEnd::native_handle_type handle) noexcept {
+  return Redirect::make_fd(handle);
+}
 
 }  // namespace proc

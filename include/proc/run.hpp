@@ -105,7 +105,8 @@ inline std::string check_output_impl(std::vector<std::string> args, Options opti
   return run_impl(std::move(args), options).out;
 }
 inline std::pair<int, std::string> getstatusoutput_impl(std::string command) {
-  auto r = run_impl({std::move(command)}, Options{.out = proc::pipe, .err = proc::to_stdout, .shell = true});
+  auto r = run_impl({std::move(command)},
+                    Options{.out = proc::pipe, .err = proc::to_stdout, .shell = true});
   if (!r.out.empty() && r.out.back() == '\n') r.out.pop_back();
   return {r.returncode, std::move(r.out)};
 }
@@ -135,7 +136,8 @@ inline void check_call(std::string command, const Options& options = {}) {
 
 /// Runs a command and returns its stdout; throws `CalledProcessError` unless it exits with 0.
 /// `err = proc::to_stdout` merges stderr in.
-inline std::string check_output(std::initializer_list<std::string> args, const Options& options = {}) {
+inline std::string check_output(std::initializer_list<std::string> args,
+                                const Options& options = {}) {
   return detail::check_output_impl(std::vector<std::string>(args), options);
 }
 inline std::string check_output(std::vector<std::string> args, const Options& options = {}) {

@@ -2,8 +2,8 @@
 // Where a back end's pump() puts what it reads: straight into the caller's storage, without a
 // copy through a scratch buffer.
 
-#include <cstddef>
 #include <algorithm>
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <utility>

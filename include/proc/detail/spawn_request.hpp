@@ -21,12 +21,12 @@ struct IdSpec {
 
 template <class Handle>
 struct BasicSpawnRequest {
-  std::vector<std::string> argv;                       // the child's argv (shell already applied)
-  std::string program;                                 // executable or argv[0], before PATH lookup
-  std::optional<std::vector<std::string>> env;         // "NAME=value", sorted; nullopt: inherit
-  std::optional<std::string> env_path;                 // PATH in `env` (when env is given)
-  Handle stdio[3];                                     // invalid: inherit
-  bool err_to_stdout = false;                          // stderr joins the child's stdout
+  std::vector<std::string> argv;                // the child's argv (shell already applied)
+  std::string program;                          // executable or argv[0], before PATH lookup
+  std::optional<std::vector<std::string>> env;  // "NAME=value", sorted; nullopt: inherit
+  std::optional<std::string> env_path;          // PATH in `env` (when env is given)
+  Handle stdio[3];                              // invalid: inherit
+  bool err_to_stdout = false;                   // stderr joins the child's stdout
   std::optional<std::filesystem::path> cwd;
   bool close_fds = true;
   std::vector<int> pass_fds;
@@ -36,9 +36,9 @@ struct BasicSpawnRequest {
   std::optional<unsigned> umask;
   std::optional<IdSpec> user, group;
   std::optional<std::vector<IdSpec>> extra_groups;
-  const std::function<void()>* pre_exec = nullptr;     // null or empty: none
+  const std::function<void()>* pre_exec = nullptr;  // null or empty: none
   bool kill_on_parent_exit = false;
-  bool shell = false;                                  // for messages only
+  bool shell = false;  // for messages only
 };
 
 }  // namespace proc::detail

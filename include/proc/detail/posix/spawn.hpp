@@ -305,8 +305,9 @@ inline int child_main(void* arg) noexcept {
   for (int sig = 1; sig < NSIG; ++sig) {
     struct sigaction old;
     if (::sigaction(sig, nullptr, &old) != 0) continue;
-    bool caught = (old.sa_flags & SA_SIGINFO) ? old.sa_sigaction != nullptr
-                                              : (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN);
+    bool caught = (old.sa_flags & SA_SIGINFO)
+                      ? old.sa_sigaction != nullptr
+                      : (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN);
     bool restore = a.restore_signals && (sig == SIGPIPE
 #if defined(SIGXFSZ)
                                          || sig == SIGXFSZ
@@ -344,7 +345,8 @@ inline int child_main(void* arg) noexcept {
 
   if (a.ids) {
     if (a.ids->set_groups &&
-        ::setgroups(a.ids->groups.size(), a.ids->groups.empty() ? nullptr : a.ids->groups.data()) < 0)
+        ::setgroups(a.ids->groups.size(), a.ids->groups.empty() ? nullptr : a.ids->groups.data()) <
+            0)
       child_fail(a, ChildStage::ids, errno);
     if (a.ids->set_gid && ::setgid(a.ids->gid) < 0) child_fail(a, ChildStage::ids, errno);
     if (a.ids->set_uid && ::setuid(a.ids->uid) < 0) child_fail(a, ChildStage::ids, errno);
@@ -386,8 +388,8 @@ inline bool leads_group(const SpawnRequest& rq) {
 
 inline SpawnPath choose_path(const SpawnRequest& rq) {
   if (rq.pre_exec && *rq.pre_exec) return SpawnPath::fork;
-  bool needs_child_code = rq.umask || rq.user || rq.group || rq.extra_groups ||
-                          rq.kill_on_parent_exit;
+  bool needs_child_code =
+      rq.umask || rq.user || rq.group || rq.extra_groups || rq.kill_on_parent_exit;
 #if !defined(PROC_HAVE_ADDCLOSEFROM) && !defined(PROC_APPLE)
   needs_child_code = needs_child_code || rq.close_fds;
 #endif
@@ -408,7 +410,8 @@ inline SpawnPath choose_path(const SpawnRequest& rq) {
 #endif
 }
 
-inline std::string stage_message(ChildStage stage, const SpawnRequest& rq, const std::string& path) {
+inline std::string stage_message(ChildStage stage, const SpawnRequest& rq,
+                                 const std::string& path) {
   switch (stage) {
     case ChildStage::chdir:
       return "proc: cannot run '" + rq.program + "': cannot change directory to '" +
@@ -437,10 +440,9 @@ inline const std::error_category& spawn_error_category() noexcept {
 }
 
 /// Rejects options this platform cannot honour. On POSIX all exist; pass_fds must be open.
-inline void check_platform_options(const std::vector<int>& pass_fds, bool /*umask*/,
-                                   bool /*user*/, bool /*group*/, bool /*extra_groups*/,
-                                   bool /*pre_exec*/, bool /*new_session*/,
-                                   bool /*process_group*/) {
+inline void check_platform_options(const std::vector<int>& pass_fds, bool /*umask*/, bool /*user*/,
+                                   bool /*group*/, bool /*extra_groups*/, bool /*pre_exec*/,
+                                   bool /*new_session*/, bool /*process_group*/) {
   for (int fd : pass_fds)
     if (!handle_is_valid(fd))
       throw std::invalid_argument("proc: pass_fds: " + std::to_string(fd) +
@@ -451,7 +453,8 @@ inline SpawnResult spawn_posix_spawn(const SpawnRequest& rq, const std::string& 
                                      char* const* argv, char* const* envp, const StdioPlan& plan) {
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t attr;
-  if (int e = posix_spawn_file_actions_init(&fa)) throw_errno(e, "proc: posix_spawn_file_actions_init");
+  if (int e = posix_spawn_file_actions_init(&fa))
+    throw_errno(e, "proc: posix_spawn_file_actions_init");
   if (int e = posix_spawnattr_init(&attr)) {
     posix_spawn_file_actions_destroy(&fa);
     throw_errno(e, "proc: posix_spawnattr_init");
@@ -530,7 +533,6 @@ inline SpawnResult spawn_posix_spawn(const SpawnRequest& rq, const std::string& 
   if (rc != 0) throw SpawnFailure{rc, rq.program, stage_message(ChildStage::exec, rq, path)};
   return {pid, SpawnPath::posix_spawn, leads_group(rq)};
 }
-
 
 #if defined(PROC_LINUX)
 // clone() with CLONE_VM|CLONE_VFORK: the child borrows the parent's memory (nothing is copied,

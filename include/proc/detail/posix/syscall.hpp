@@ -70,7 +70,8 @@ inline auto sys_call(Sys /*which*/, F&& f) -> decltype(f()) {
 }  // namespace proc::detail
 
 /// Calls `expr` (a system call returning -1 with errno on failure), retrying on EINTR.
-#define PROC_SYS(which, expr) ::proc::detail::sys_call(::proc::detail::Sys::which, [&] { return (expr); })
+#define PROC_SYS(which, expr) \
+  ::proc::detail::sys_call(::proc::detail::Sys::which, [&] { return (expr); })
 
 namespace proc::detail {
 

@@ -54,7 +54,7 @@ class Process {
 #if defined(PROC_LINUX) && defined(SYS_pidfd_open)
     int e = injected_error(Sys::pidfd_open);
     if (e == 0) pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
-    // ENOSYS (kernel < 5.3) or a seccomp filter: fall back to the waitid path.
+      // ENOSYS (kernel < 5.3) or a seccomp filter: fall back to the waitid path.
 #endif
   }
   Process(const Process&) = delete;
