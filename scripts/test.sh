@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: the native build (g++) with tests, examples and package
+# tests; the same suite under AddressSanitizer+UBSan and under ThreadSanitizer; the clang build;
+# and the Windows back end cross-compiled with mingw-w64 and run under Wine.
+#
+#   scripts/test.sh            everything
+#   scripts/test.sh default    one or more presets by name (default clang asan tsan windows-mingw)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+presets=("$@")
+if [ ${#presets[@]} -eq 0 ]; then
+  presets=(default clang asan tsan)
+  if [ -f cmake/mingw-w64.cmake ] && command -v x86_64-w64-mingw32-g++-posix >/dev/null && command -v wine >/dev/null; then
+    presets+=(windows-mingw)
+  fi
+fi
+
+for preset in "${presets[@]}"; do
+  echo "=== preset: $preset ==="
+  start=$(date +%s)
+  cmake --preset "$preset" >/dev/null
+  cmake --build --preset "$preset"
+  ctest --preset "$preset"
+  echo "=== preset $preset: passed in $(( $(date +%s) - start )) s ==="
+done

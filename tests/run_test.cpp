@@ -1,0 +1,278 @@
+// run(), call(), check_call(), check_output(), getoutput(), getstatusoutput().
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "test_support.hpp"
+
+using namespace std::chrono_literals;
+using test::cmd;
+
+TEST_CASE("run: returncode, inherited stdio, captured streams") {
+  CHECK(proc::run(cmd({"exit", "0"})).returncode == 0);
+  CHECK(proc::run(cmd({"exit", "3"})).returncode == 3);
+  auto r = proc::run(cmd({"out", "hello", "err", "oops", "exit", "4"}), {.capture_output = true});
+  CHECK(r.returncode == 4);
+  CHECK(r.out == "hello");
+  CHECK(r.err == "oops");
+  CHECK(r.args == cmd({"out", "hello", "err", "oops", "exit", "4"}));
+  auto only_out = proc::run(cmd({"out", "a", "err", "b"}), {.out = proc::pipe, .err = proc::devnull});
+  CHECK(only_out.out == "a");
+  CHECK(only_out.err.empty());
+}
+
+TEST_CASE("run: braced lists, vectors and strings all select the right overload") {
+  CHECK(proc::run({test::child, "exit", "5"}).returncode == 5);
+  std::vector<std::string> v = cmd({"exit", "6"});
+  CHECK(proc::run(v).returncode == 6);
+  CHECK(proc::run(test::child).returncode == 0);  // the program alone
+#if !defined(_WIN32)
+  CHECK(proc::run("exit 7", {.shell = true}).returncode == 7);
+#endif
+}
+
+TEST_CASE("run: input is written to stdin and then closed") {
+  auto r = proc::run(cmd({"cat"}), {.out = proc::pipe, .input = "some input\nsecond line"});
+  CHECK(r.out == "some input\nsecond line");
+  auto counted = proc::run(cmd({"count-in"}), {.out = proc::pipe, .input = std::string(3 << 20, 'x')});
+  CHECK(counted.out == std::to_string(3 << 20) + "\n");
+  // No input: stdin is inherited (here it is whatever ctest gave us), never a hang when it's
+  // /dev/null. With input = "" the child sees EOF at once.
+  CHECK(proc::run(cmd({"count-in"}), {.out = proc::pipe, .input = ""}).out == "0\n");
+}
+
+TEST_CASE("run: check raises CalledProcessError with the output") {
+  try {
+    proc::run(cmd({"out", "partial", "errln", "first", "errln", "last words", "exit", "3"}),
+              {.capture_output = true, .check = true});
+    FAIL("no exception");
+  } catch (const proc::CalledProcessError& e) {
+    CHECK(e.returncode == 3);
+    CHECK(e.cmd == cmd({"out", "partial", "errln", "first", "errln", "last words", "exit", "3"}));
+    CHECK(e.out == "partial");
+    CHECK(e.err == "first\nlast words\n");
+    std::string what = e.what();
+    CHECK(what.rfind("Command '", 0) == 0);
+    CHECK(what.find("returned non-zero exit status 3.") != std::string::npos);
+    CHECK(what.find("last words") != std::string::npos);  // the stderr tail follows
+  }
+  CHECK_NOTHROW(proc::run(cmd({"exit", "0"}), {.check = true}));
+  proc::CompletedProcess ok = proc::run(cmd({"exit", "2"}));
+  CHECK_THROWS_AS(ok.check_returncode(), proc::CalledProcessError);
+}
+
+#if !defined(_WIN32)
+TEST_CASE("run: death by signal is returncode -N") {
+  CHECK(proc::run(cmd({"raise", "9"})).returncode == -9);
+  CHECK(proc::run(cmd({"raise", "15"})).returncode == -15);
+  try {
+    proc::run(cmd({"raise", "9"}), {.check = true});
+    FAIL("no exception");
+  } catch (const proc::CalledProcessError& e) {
+    CHECK(e.returncode == -9);
+    CHECK(std::string(e.what()).find("died with SIGKILL.") != std::string::npos);
+  }
+}
+#endif
+
+TEST_CASE("run: timeout kills and reaps the child and keeps the partial output") {
+  auto start = std::chrono::steady_clock::now();
+  try {
+    proc::run(cmd({"out", "before", "err", "e-before", "sleep", "20000", "out", "after"}),
+              {.capture_output = true, .timeout = 300ms});
+    FAIL("no timeout");
+  } catch (const proc::TimeoutExpired& e) {
+    CHECK(e.out == "before");
+    CHECK(e.err == "e-before");
+    CHECK(e.timeout == 300ms);
+    CHECK(std::string(e.what()).find("timed out after 0.3 seconds.") != std::string::npos);
+  }
+  CHECK(std::chrono::steady_clock::now() - start < 10s);
+#if !defined(_WIN32)
+  CHECK_FALSE(test::has_children());
+#endif
+}
+
+#if !defined(_WIN32)
+TEST_CASE("run: a timeout is not held up by a grandchild that keeps stdout open") {
+  auto start = std::chrono::steady_clock::now();
+  try {
+    // stderr to devnull: the orphaned sleep must not hold ctest's output pipe open.
+    proc::run("sleep 30 & echo x; wait",
+              {.out = proc::pipe, .err = proc::devnull, .timeout = 300ms, .shell = true});
+    FAIL("no timeout");
+  } catch (const proc::TimeoutExpired& e) {
+    CHECK(e.out == "x\n");
+  }
+  CHECK(std::chrono::steady_clock::now() - start < 2s);
+}
+
+TEST_CASE("run: a timeout kills the whole group of a child that leads one") {
+  auto start = std::chrono::steady_clock::now();
+  CHECK_THROWS_AS(proc::run(cmd({"grandchild", "30000", "outln", "x", "sleep", "30000"}),
+                            {.out = proc::pipe, .timeout = 200ms, .start_new_session = true}),
+                  proc::TimeoutExpired);
+  // The grandchild was in the group, so the pipe closed at once: no drain grace needed.
+  CHECK(std::chrono::steady_clock::now() - start < 2s);
+}
+#endif
+
+TEST_CASE("call, check_call, check_output") {
+  CHECK(proc::call(cmd({"exit", "9"})) == 9);
+  CHECK_NOTHROW(proc::check_call(cmd({"exit", "0"})));
+  CHECK_THROWS_AS(proc::check_call(cmd({"exit", "1"})), proc::CalledProcessError);
+  CHECK(proc::check_output(cmd({"out", "value"})) == "value");
+  CHECK(proc::check_output(cmd({"out", "1", "err", "2", "out", "3"}), {.err = proc::to_stdout}) == "123");
+  CHECK_THROWS_AS(proc::check_output(cmd({"out", "x", "exit", "2"})), proc::CalledProcessError);
+  CHECK_THROWS_AS(proc::check_output(cmd({"out", "x"}), {.out = proc::devnull}), std::invalid_argument);
+}
+
+#if !defined(_WIN32)
+TEST_CASE("getoutput and getstatusoutput go through the shell and merge stderr") {
+  CHECK(proc::getoutput("echo one; echo two >&2") == "one\ntwo");
+  auto [status, text] = proc::getstatusoutput("echo problem >&2; exit 3");
+  CHECK(status == 3);
+  CHECK(text == "problem");
+  auto [sig_status, sig_text] = proc::getstatusoutput("kill -9 $$");
+  CHECK(sig_status == -9);
+  CHECK(sig_text.empty());
+  CHECK(proc::getoutput("printf 'a\\n\\n'") == "a\n");  // one trailing newline stripped
+}
+
+TEST_CASE("run: shell with extra arguments becomes $0 $1 ...") {
+  auto r = proc::run({"echo \"$0:$1\"", "zero", "one"}, {.out = proc::pipe, .shell = true});
+  CHECK(r.out == "zero:one\n");
+  CHECK(r.args == std::vector<std::string>{"echo \"$0:$1\"", "zero", "one"});
+}
+#endif
+
+TEST_CASE("run: bad input is std::invalid_argument before anything starts") {
+  CHECK_THROWS_AS(proc::run(std::vector<std::string>{}), std::invalid_argument);
+  CHECK_THROWS_WITH(proc::run({test::child, std::string("a\0b", 3)}), Catch::Contains("NUL"));
+  CHECK_THROWS_AS(proc::run(cmd({"cat"}), {.in = proc::devnull, .input = "x"}), std::invalid_argument);
+  CHECK_THROWS_AS(proc::run(cmd({"cat"}), {.out = proc::pipe, .capture_output = true}),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(proc::run(cmd({"cat"}), {.in = proc::to_stdout}), std::invalid_argument);
+  CHECK_THROWS_AS(proc::run(cmd({"cat"}), {.out = proc::to_stdout}), std::invalid_argument);
+  CHECK_THROWS_AS(proc::run(cmd({"cat"}), {.env_update = {{"A=B", "x"}}}), std::invalid_argument);
+  CHECK_THROWS_AS(proc::run(cmd({"cat"}), {.env_update = {{"", "x"}}}), std::invalid_argument);
+  CHECK_THROWS_AS(proc::run(cmd({"cat"}), {.cwd = std::string("/tmp\0x", 6)}), std::invalid_argument);
+}
+
+TEST_CASE("run: a missing program is a SpawnError naming it and the directories searched") {
+  try {
+    proc::run({"proc-no-such-program-xyz"}, {.env_update = {{"PATH", "/nonexistent-a:/nonexistent-b"}}});
+    FAIL("no exception");
+  } catch (const proc::SpawnError& e) {
+    CHECK(e.code() == std::errc::no_such_file_or_directory);
+    CHECK(e.program == "proc-no-such-program-xyz");
+    std::string what = e.what();
+    CHECK(what.find("proc-no-such-program-xyz") != std::string::npos);
+    CHECK(what.find("/nonexistent-a:/nonexistent-b") != std::string::npos);
+  }
+  CHECK_THROWS_AS(proc::run({"/nonexistent/dir/prog"}), proc::SpawnError);
+#if !defined(_WIN32)
+  CHECK_FALSE(test::has_children());
+#endif
+}
+
+#if !defined(_WIN32)
+TEST_CASE("run: non-executable files and directories are EACCES, a bad cwd is reported") {
+  auto dir = std::filesystem::temp_directory_path() / ("proc-run-test-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto file = dir / "not-executable";
+  std::ofstream(file) << "#!/bin/sh\necho hi\n";
+  try {
+    proc::run({file.string()});
+    FAIL("no exception");
+  } catch (const proc::SpawnError& e) {
+    CHECK(e.code() == std::errc::permission_denied);
+    CHECK(std::string(e.what()).find(file.string()) != std::string::npos);
+  }
+  try {
+    proc::run({dir.string()});
+    FAIL("no exception");
+  } catch (const proc::SpawnError& e) {
+    CHECK(e.code() == std::errc::permission_denied);
+  }
+  try {
+    proc::run(cmd({"pwd"}), {.cwd = dir / "missing"});
+    FAIL("no exception");
+  } catch (const proc::SpawnError& e) {
+    CHECK(e.code() == std::errc::no_such_file_or_directory);
+    REQUIRE(e.cwd.has_value());
+    CHECK(*e.cwd == dir / "missing");
+    CHECK(std::string(e.what()).find("missing") != std::string::npos);
+  }
+  CHECK_FALSE(test::has_children());
+  std::filesystem::remove_all(dir);
+}
+#endif
+
+TEST_CASE("run: cwd, executable") {
+  auto dir = std::filesystem::canonical(std::filesystem::temp_directory_path());
+  auto r = proc::run(cmd({"pwd"}), {.out = proc::pipe, .cwd = dir});
+  CHECK(std::filesystem::path(r.out.substr(0, r.out.find_last_not_of("\r\n") + 1)) == dir);
+  // executable: the program run; args[0] stays argv[0].
+  auto e = proc::run({"my-custom-argv0", "argv0"}, {.out = proc::pipe, .executable = test::child});
+  CHECK(e.out == "my-custom-argv0\n");
+}
+
+TEST_CASE("run: env replaces the environment, env_update adds, overrides and removes") {
+  ::setenv("PROC_TEST_PARENT_VAR", "parent", 1);
+  auto get = [](const char* name, const proc::Options& o) {
+    proc::Options opts = o;
+    opts.out = proc::pipe;
+    return proc::run(cmd({"env", name}), opts).out;
+  };
+  CHECK(get("PROC_TEST_PARENT_VAR", {}) == "parent\n");
+  CHECK(get("PROC_TEST_PARENT_VAR", {.env = proc::Environment{{"OTHER", "1"}}}) == "<unset>\n");
+  CHECK(get("OTHER", {.env = proc::Environment{{"OTHER", "1"}}}) == "1\n");
+  CHECK(get("NEWVAR", {.env_update = {{"NEWVAR", "new"}}}) == "new\n");
+  CHECK(get("PROC_TEST_PARENT_VAR", {.env_update = {{"PROC_TEST_PARENT_VAR", "over"}}}) == "over\n");
+  CHECK(get("PROC_TEST_PARENT_VAR", {.env_update = {{"PROC_TEST_PARENT_VAR", std::nullopt}}}) ==
+        "<unset>\n");
+  CHECK(get("A", {.env = proc::Environment{{"A", "1"}}, .env_update = {{"A", "2"}}}) == "2\n");
+  // The parent's own environment is untouched.
+  CHECK(std::string(::getenv("PROC_TEST_PARENT_VAR")) == "parent");
+  CHECK(::getenv("NEWVAR") == nullptr);
+}
+
+#if !defined(_WIN32)
+TEST_CASE("run: PATH lookup follows the child's environment") {
+  auto dir = std::filesystem::temp_directory_path() / ("proc-path-test-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::filesystem::copy_file(test::child, dir / "proc-test-child-copy",
+                             std::filesystem::copy_options::overwrite_existing);
+  // Not in our PATH:
+  CHECK_THROWS_AS(proc::run({"proc-test-child-copy", "exit", "0"}), proc::SpawnError);
+  // In the child's PATH (env_update and env):
+  CHECK(proc::run({"proc-test-child-copy", "exit", "4"}, {.env_update = {{"PATH", dir.string()}}})
+            .returncode == 4);
+  CHECK(proc::run({"proc-test-child-copy", "exit", "5"},
+                  {.env = proc::Environment{{"PATH", "/nowhere:" + dir.string()}}})
+            .returncode == 5);
+  // A child environment without PATH falls back to the system default path.
+  CHECK(proc::run({"sh", "-c", "exit 6"}, {.env = proc::Environment{}}).returncode == 6);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("run: descriptors and children do not leak over hundreds of runs and failures") {
+  proc::run(cmd({"exit", "0"}), {.capture_output = true});  // warm up lazily opened things
+  int before = test::open_fd_count();
+  for (int i = 0; i < 300; ++i) {
+    auto r = proc::run(cmd({"out", "x", "err", "y"}), {.input = "in", .capture_output = true});
+    REQUIRE(r.out == "x");
+    CHECK_THROWS_AS(proc::run({"proc-no-such-program-xyz"}, {.capture_output = true}), proc::SpawnError);
+    CHECK_THROWS_AS(proc::run(cmd({"exit", "0"}), {.capture_output = true, .cwd = "/nonexistent-dir"}),
+                    proc::SpawnError);
+    // The clone/fork paths, failing after the child exists.
+    CHECK_THROWS_AS(proc::run({"/nonexistent/prog"}, {.capture_output = true, .umask = 022}),
+                    proc::SpawnError);
+  }
+  CHECK(test::open_fd_count() == before);
+  CHECK_FALSE(test::has_children());
+}
+#endif
