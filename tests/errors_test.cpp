@@ -21,7 +21,8 @@ TEST_CASE("errors: CalledProcessError message like Python's") {
   proc::CalledProcessError killed(-9, {"sleep", "10"});
   CHECK(std::string(killed.what()) == "Command 'sleep 10' died with SIGKILL.");
 #endif
-  proc::CalledProcessError with_err(2, {"cc"}, "", "line1\nline2\nline3\nline4\nline5\nline6\nline7\n");
+  proc::CalledProcessError with_err(2, {"cc"}, "",
+                                    "line1\nline2\nline3\nline4\nline5\nline6\nline7\n");
   std::string what = with_err.what();
   CHECK(what.find("line7") != std::string::npos);
   CHECK(what.find("line3") != std::string::npos);

@@ -58,8 +58,8 @@ TEST_CASE("options: no child inherits another thread's pipe ends (8 threads at o
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&] {
       for (int i = 0; i < 40; ++i) {
-        proc::Popen p(cmd({"fds"}), {.in = proc::pipe, .out = proc::pipe, .err = proc::pipe,
-                                     .close_fds = false});
+        proc::Popen p(cmd({"fds"}),
+                      {.in = proc::pipe, .out = proc::pipe, .err = proc::pipe, .close_fds = false});
         auto [out, err] = p.communicate();
         if (parse_fds(out) != baseline) ++bad;
       }
@@ -102,7 +102,8 @@ TEST_CASE("options: start_new_session and process_group") {
 }
 
 TEST_CASE("options: restore_signals resets SIGPIPE and the signal mask, keeps other ignores") {
-  struct sigaction ign {}, old_pipe{}, old_int{};
+  struct sigaction ign {
+  }, old_pipe{}, old_int{};
   ign.sa_handler = SIG_IGN;
   sigaction(SIGPIPE, &ign, &old_pipe);
   sigaction(SIGINT, &ign, &old_int);
@@ -150,9 +151,12 @@ TEST_CASE("options: user, group and extra_groups (needs root)") {
     WARN("not root: skipped");
     return;
   }
-  CHECK(out_of(cmd({"ids"}), {.user = 65534, .group = 65534, .extra_groups = std::vector<proc::Identity>{65534}}) ==
-        "uid=65534 gid=65534 groups=65534\n");
-  CHECK(out_of(cmd({"ids"}), {.user = "nobody", .group = 65534, .extra_groups = std::vector<proc::Identity>{}})
+  CHECK(
+      out_of(cmd({"ids"}),
+             {.user = 65534, .group = 65534, .extra_groups = std::vector<proc::Identity>{65534}}) ==
+      "uid=65534 gid=65534 groups=65534\n");
+  CHECK(out_of(cmd({"ids"}),
+               {.user = "nobody", .group = 65534, .extra_groups = std::vector<proc::Identity>{}})
             .rfind("uid=65534 gid=65534 groups=", 0) == 0);
   CHECK_THROWS_WITH(proc::run(cmd({"ids"}), {.user = "no-such-user-proc"}),
                     Catch::Contains("no-such-user-proc"));
@@ -180,8 +184,9 @@ TEST_CASE("options: stdio redirected to descriptors that sit on 0, 1, 2 swapped"
   ::dup2(p_err[1], 2);
   ::close(p_out[1]);
   ::close(p_err[1]);
-  int rc = proc::run(cmd({"out", "to-out", "err", "to-err"}), {.out = proc::fd(2), .err = proc::fd(1)})
-               .returncode;
+  int rc =
+      proc::run(cmd({"out", "to-out", "err", "to-err"}), {.out = proc::fd(2), .err = proc::fd(1)})
+          .returncode;
   ::dup2(saved_out, 1);
   ::dup2(saved_err, 2);
   ::close(saved_out);

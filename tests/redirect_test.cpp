@@ -31,12 +31,14 @@ TEST_CASE("redirect: file truncates, append appends, file as input") {
   proc::run(cmd({"out", "first"}), {.out = proc::file(path)});
   proc::run(cmd({"out", "second"}), {.out = proc::file(path)});
   CHECK(slurp(path) == "second");
-  proc::run(cmd({"out", "+more", "err", "+err"}), {.out = proc::append(path), .err = proc::append(path)});
+  proc::run(cmd({"out", "+more", "err", "+err"}),
+            {.out = proc::append(path), .err = proc::append(path)});
   CHECK(slurp(path) == "second+more+err");
   auto r = proc::run(cmd({"cat"}), {.in = proc::file(path), .out = proc::pipe});
   CHECK(r.out == "second+more+err");
   std::filesystem::remove(path);
-  CHECK_THROWS_AS(proc::run(cmd({"cat"}), {.in = proc::file("/nonexistent/input")}), std::system_error);
+  CHECK_THROWS_AS(proc::run(cmd({"cat"}), {.in = proc::file("/nonexistent/input")}),
+                  std::system_error);
 }
 
 TEST_CASE("redirect: to_stdout merges stderr into stdout in order") {

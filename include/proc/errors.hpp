@@ -99,6 +99,16 @@ class TimeoutExpired : public SubprocessError {
         out(std::move(out_)),
         err(std::move(err_)) {}
 
+  /// With a `display` text instead of the shell-quoted `cmd` in the message (pipelines).
+  TimeoutExpired(std::vector<std::string> cmd_, std::chrono::nanoseconds timeout_, std::string out_,
+                 std::string err_, const std::string& display)
+      : SubprocessError(display + " timed out after " + detail::seconds_text(timeout_) +
+                        " seconds."),
+        cmd(std::move(cmd_)),
+        timeout(timeout_),
+        out(std::move(out_)),
+        err(std::move(err_)) {}
+
   std::vector<std::string> cmd;
   std::chrono::nanoseconds timeout;
   std::string out;

@@ -2,7 +2,10 @@
 /// \file
 /// `proc::Popen`: a running child, started at construction.
 
+#include <algorithm>
 #include <chrono>
+#include <cstring>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <optional>
@@ -189,6 +192,41 @@ class Popen {
     return {s.cap_out.take(), s.cap_err.take()};
   }
 
+  /// Calls `on_out` with each line of stdout and `on_err` with each line of stderr (without the
+  /// `\n`) as they arrive, draining both in one loop so neither can fill up and deadlock the
+  /// child; a last line without `\n` is delivered at the end. Then waits for the child and
+  /// returns its returncode. A null callback discards that stream; stdin is left alone.
+  ///
+  /// A line longer than 8 MiB is delivered in 8 MiB pieces. Throws `TimeoutExpired` when
+  /// `timeout` runs out (the child keeps running; a later call carries on where this one
+  /// stopped). Callbacks run on the calling thread; an exception from one propagates.
+  int stream_lines(std::function<void(std::string_view)> on_out,
+                   std::function<void(std::string_view)> on_err = {},
+                   std::optional<Duration> timeout = {}) {
+    Impl& s = impl();
+    auto deadline = timeout ? std::optional(detail::Clock::now() + timeout->value) : std::nullopt;
+    detail::LineSink out_lines(s.rest_out, std::move(on_out));
+    detail::LineSink err_lines(s.rest_err, std::move(on_err));
+    // Bytes that readline()/lines() read ahead come first.
+    if (s.out.is_open()) feed(out_lines, s.out.take_buffered());
+    if (s.err.is_open()) feed(err_lines, s.err.take_buffered());
+    detail::PumpState st;
+    st.out = s.out.release();
+    st.err = s.err.release();
+    st.out_sink = &out_lines;
+    st.err_sink = &err_lines;
+    bool done;
+    {
+      Rewrap rewrap{s, st};
+      done = detail::pump(st, deadline);
+    }
+    if (!done) throw TimeoutExpired(s.args, timeout->value);
+    out_lines.finish();
+    err_lines.finish();
+    if (auto rc = s.proc->wait_until(deadline)) return *rc;
+    throw TimeoutExpired(s.args, timeout->value);
+  }
+
   /// Sends signal `sig` (POSIX). Harmless on an exited child; never reaches a reused PID.
   void send_signal(int sig) { impl().proc->send_signal(sig); }
   /// SIGTERM (POSIX) / `TerminateProcess` (Windows).
@@ -206,6 +244,18 @@ class Popen {
     terminate();
     if (auto rc = wait_for(grace)) return *rc;
     kill();
+    return wait();
+  }
+
+  /// As `stop`, for the child's whole process group when it leads one (`start_new_session` or
+  /// `process_group = 0`): SIGTERM to the group, up to `grace`, then SIGKILL to the group, so
+  /// grandchildren go too. Returns the child's returncode.
+  int stop_group(Duration grace) {
+    Impl& s = impl();
+    signal_group(detail::sig_term);
+    // Not reaped yet, so the group ID stays reserved for the SIGKILL to the stragglers.
+    s.proc->wait_exited(detail::Clock::now() + grace.value);
+    signal_group(detail::sig_kill);
     return wait();
   }
 
@@ -235,7 +285,32 @@ class Popen {
     std::string input;
     std::size_t in_pos = 0;
     detail::CaptureBuffer cap_out, cap_err;
+    // stream_lines() state: unfinished lines, kept across a TimeoutExpired.
+    std::string rest_out, rest_err;
   };
+
+  // Puts the handles a pump did not finish back into the pipe ends (also on exceptions).
+  struct Rewrap {
+    Impl& s;
+    detail::PumpState& st;
+    ~Rewrap() {
+      s.in_pos = st.in_pos;
+      if (st.in != detail::invalid_handle) s.in = PipeEnd(st.in);
+      if (st.out != detail::invalid_handle) s.out = PipeEnd(st.out);
+      if (st.err != detail::invalid_handle) s.err = PipeEnd(st.err);
+    }
+  };
+
+  static void feed(detail::Sink& sink, std::string_view bytes) {
+    while (!bytes.empty()) {
+      std::size_t room = 0;
+      char* p = sink.prepare(room);
+      std::size_t n = std::min(room, bytes.size());
+      std::memcpy(p, bytes.data(), n);
+      sink.commit(n);
+      bytes.remove_prefix(n);
+    }
+  }
 
   Impl& impl() const {
     if (!impl_) throw std::logic_error("proc::Popen: used after being moved from");
@@ -264,16 +339,7 @@ class Popen {
     st.err_sink = &s.cap_err;
     for (auto h : {st.in, st.out, st.err})
       if (h != detail::invalid_handle) detail::grow_pipe(h, 1 << 20);
-    struct Rewrap {
-      Impl& s;
-      detail::PumpState& st;
-      ~Rewrap() {
-        s.in_pos = st.in_pos;
-        if (st.in != detail::invalid_handle) s.in = PipeEnd(st.in);
-        if (st.out != detail::invalid_handle) s.out = PipeEnd(st.out);
-        if (st.err != detail::invalid_handle) s.err = PipeEnd(st.err);
-      }
-    } rewrap{s, st};
+    Rewrap rewrap{s, st};
     return detail::pump(st, deadline);
   }
 

@@ -7,6 +7,7 @@
 #include "proc/errors.hpp"
 #include "proc/options.hpp"
 #include "proc/pipe.hpp"
+#include "proc/pipeline.hpp"
 #include "proc/popen.hpp"
 #include "proc/redirect.hpp"
 #include "proc/run.hpp"

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstring>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -49,6 +51,58 @@ class CaptureBuffer final : public Sink {
 
  private:
   std::string data_;
+  std::size_t used_ = 0;
+};
+
+/// Longest line `stream_lines` delivers whole; a longer one arrives in pieces of this size.
+inline constexpr std::size_t max_line_length = 8u << 20;
+
+/// Splits what it is given into lines and calls `on_line` with each (without the `\n`). The
+/// unfinished tail is kept in `rest` (owned by the caller, so it survives a timed-out call).
+class LineSink final : public Sink {
+ public:
+  template <class F>
+  LineSink(std::string& rest, F&& on_line) : rest_(rest), on_line_(std::forward<F>(on_line)) {}
+
+  char* prepare(std::size_t& room) override {
+    constexpr std::size_t chunk = 64 * 1024;
+    std::size_t used = rest_.size();
+    if (rest_.capacity() - used < chunk) rest_.reserve(used + std::max(chunk, used / 2));
+    rest_.resize(rest_.capacity());
+    used_ = used;
+    room = rest_.size() - used;
+    return rest_.data() + used;
+  }
+
+  void commit(std::size_t n) override {
+    std::size_t end = used_ + n;
+    std::size_t begin = 0, scan = used_;
+    while (const void* hit = std::memchr(rest_.data() + scan, '\n', end - scan)) {
+      std::size_t nl = static_cast<std::size_t>(static_cast<const char*>(hit) - rest_.data());
+      deliver(std::string_view(rest_.data() + begin, nl - begin));
+      begin = scan = nl + 1;
+    }
+    // A line longer than the limit goes out in pieces rather than growing without bound.
+    while (end - begin >= max_line_length) {
+      deliver(std::string_view(rest_.data() + begin, max_line_length));
+      begin += max_line_length;
+    }
+    rest_.erase(0, begin);
+    rest_.resize(end - begin);
+  }
+
+  /// At end of stream: the last line, if it had no `\n`.
+  void finish() {
+    if (!rest_.empty()) deliver(rest_);
+    rest_.clear();
+  }
+
+ private:
+  void deliver(std::string_view line) {
+    if (on_line_) on_line_(line);
+  }
+  std::string& rest_;
+  std::function<void(std::string_view)> on_line_;
   std::size_t used_ = 0;
 };
 

@@ -103,6 +103,30 @@ class Process {
     }
   }
 
+  /// Waits until the child has exited or `deadline` passes, *without* reaping it (so its PID,
+  /// and the group it leads, stay reserved, e.g. to signal the rest of the group). True when it
+  /// has exited.
+  bool wait_exited(std::optional<Clock::time_point> deadline) {
+    for (;;) {
+      {
+        std::lock_guard lock(m_);
+        if (status_) return true;
+        siginfo_t si{};
+        int r = ::waitid(P_PID, static_cast<id_t>(pid_), &si, WEXITED | WNOHANG | WNOWAIT);
+        if (r < 0 && errno != EINTR) return true;  // ECHILD: gone already
+        if (r == 0 && si.si_pid != 0) return true;
+      }
+      if (deadline && Clock::now() >= *deadline) return false;
+      if (pidfd_ >= 0) {
+        pollfd p{pidfd_, POLLIN, 0};
+        if (ppoll(&p, 1, remaining(deadline), nullptr) < 0 && errno != EINTR)
+          throw_errno(errno, "proc: ppoll(pidfd)");
+        continue;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+
   /// Sends `sig` unless the child has been reaped (harmless on an exited child).
   void send_signal(int sig) {
     std::lock_guard lock(m_);
