@@ -130,7 +130,10 @@ class PipeEnd {
   std::optional<std::string_view> next_line(bool keep_newline = false) {
     std::size_t scanned = begin_;
     for (;;) {
-      if (auto* nl = static_cast<char*>(std::memchr(buf_.get() + scanned, '\n', end_ - scanned))) {
+      auto* nl = scanned < end_
+                     ? static_cast<char*>(std::memchr(buf_.get() + scanned, '\n', end_ - scanned))
+                     : nullptr;
+      if (nl) {
         std::size_t stop = static_cast<std::size_t>(nl - buf_.get());
         std::string_view line(buf_.get() + begin_, stop - begin_ + (keep_newline ? 1 : 0));
         begin_ = stop + 1;
