@@ -16,6 +16,7 @@
 #include <string_view>
 
 #include "proc/detail/posix/handle.hpp"
+#include "proc/detail/posix/poll.hpp"
 #include "proc/detail/sink.hpp"
 
 namespace proc::detail {
@@ -83,18 +84,9 @@ inline bool pump(PumpState& st, std::optional<std::chrono::steady_clock::time_po
     if (st.out != invalid_handle) idx_out = static_cast<int>(n), fds[n++] = {st.out, POLLIN, 0};
     if (st.err != invalid_handle) idx_err = static_cast<int>(n), fds[n++] = {st.err, POLLIN, 0};
 
-    timespec ts{};
-    const timespec* tp = nullptr;
-    if (deadline) {
-      auto left = *deadline - Clock::now();
-      if (left <= Clock::duration::zero()) return false;
-      auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
-      ts.tv_sec = static_cast<time_t>(ns / 1000000000);
-      ts.tv_nsec = static_cast<long>(ns % 1000000000);
-      tp = &ts;
-    }
-    int r = PROC_SYS(poll, ::ppoll(fds, n, tp, nullptr));
-    if (r < 0) throw_errno(errno, "proc: ppoll");
+    if (deadline && Clock::now() >= *deadline) return false;
+    int r = PROC_SYS(poll, poll_until(fds, n, deadline));  // EINTR: recomputes the time left
+    if (r < 0) throw_errno(errno, "proc: poll");
     if (r == 0) continue;  // the deadline check at the top decides
 
     if (idx_out >= 0 && fds[idx_out].revents) read_into(st.out, st.out_sink);

@@ -560,6 +560,11 @@ inline pid_t clone_vfork(ChildArgs& args) {
 /// (the errno of the failed exec/chdir), std::system_error for other failures.
 inline SpawnResult spawn(const SpawnRequest& rq, SpawnPath forced = SpawnPath::posix_spawn,
                          bool force = false) {
+#if !defined(PROC_LINUX)
+  if (rq.kill_on_parent_exit)
+    throw std::system_error(ENOTSUP, std::generic_category(),
+                            "proc: kill_on_parent_exit is not supported on this platform");
+#endif
   check_cwd(rq);
   const std::string path = resolve_program(rq);
   std::vector<char*> argv = c_array(rq.argv);

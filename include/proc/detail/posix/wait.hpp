@@ -40,6 +40,7 @@
 #endif
 
 #include "proc/detail/posix/handle.hpp"
+#include "proc/detail/posix/poll.hpp"
 #include "proc/detail/posix/spawn.hpp"
 
 namespace proc::detail {
@@ -78,8 +79,8 @@ class Process {
       if (auto rc = try_wait()) return rc;
       if (pidfd_ >= 0) {
         pollfd p{pidfd_, POLLIN, 0};
-        int r = ppoll(&p, 1, remaining(deadline), nullptr);
-        if (r < 0 && errno != EINTR) throw_errno(errno, "proc: ppoll(pidfd)");
+        int r = poll_until(&p, 1, deadline);
+        if (r < 0 && errno != EINTR) throw_errno(errno, "proc: poll(pidfd)");
         if (r == 0) return try_wait();  // one last look at the deadline
         continue;
       }
@@ -119,8 +120,8 @@ class Process {
       if (deadline && Clock::now() >= *deadline) return false;
       if (pidfd_ >= 0) {
         pollfd p{pidfd_, POLLIN, 0};
-        if (ppoll(&p, 1, remaining(deadline), nullptr) < 0 && errno != EINTR)
-          throw_errno(errno, "proc: ppoll(pidfd)");
+        if (poll_until(&p, 1, deadline) < 0 && errno != EINTR)
+          throw_errno(errno, "proc: poll(pidfd)");
         continue;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
