@@ -57,6 +57,16 @@
 #  define PROC_HAVE_ADDCHDIR 1
 #endif
 
+// ThreadSanitizer intercepts clone() as if it were fork() and cannot follow a CLONE_VM child, so
+// a TSan build takes the fork path wherever it would use clone (same behaviour, slower).
+#if defined(__SANITIZE_THREAD__)
+#  define PROC_TSAN 1
+#elif defined(__has_feature)
+#  if __has_feature(thread_sanitizer)
+#    define PROC_TSAN 1
+#  endif
+#endif
+
 namespace proc::detail {
 
 using SpawnRequest = BasicSpawnRequest<native_handle>;
@@ -576,6 +586,9 @@ inline SpawnResult spawn(const SpawnRequest& rq, SpawnPath forced = SpawnPath::p
   plan_stdio(rq, plan);
 
   SpawnPath how = force ? forced : choose_path(rq);
+#if defined(PROC_TSAN)
+  if (how == SpawnPath::clone_vfork) how = SpawnPath::fork;
+#endif
   if (how == SpawnPath::posix_spawn) return spawn_posix_spawn(rq, path, argv.data(), env_ptr, plan);
 
   PreparedIds ids = prepare_ids(rq);
