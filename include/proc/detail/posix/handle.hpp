@@ -131,7 +131,7 @@ inline void grow_pipe(native_handle h, int bytes) noexcept {
 
 /// Reads at most `n` bytes; returns 0 at end of stream. Throws `std::system_error`.
 inline std::size_t read_some(native_handle h, char* buf, std::size_t n) {
-  ssize_t r = PROC_SYS(read, ::read(h, buf, n));
+  ssize_t r = PROC_SYS(read, ::read(h, buf, io_limit(n)));
   if (r < 0) throw_errno(errno, "proc: read");
   return static_cast<std::size_t>(r);
 }
@@ -193,7 +193,7 @@ class SigpipeGuard {
 /// -1 with errno (EAGAIN on a non-blocking pipe, EPIPE when the reader has gone).
 inline ssize_t write_some_guarded(SigpipeGuard& guard, native_handle h, const char* data,
                                   std::size_t n) noexcept {
-  ssize_t r = PROC_SYS(write, ::write(h, data, n));
+  ssize_t r = PROC_SYS(write, ::write(h, data, io_limit(n)));
   if (r < 0 && errno == EPIPE) guard.saw_epipe();
   return r;
 }

@@ -8,6 +8,7 @@
 // Only that one test executable defines the macro, so the One Definition Rule holds elsewhere.
 
 #include <cerrno>
+#include <cstddef>
 
 #if defined(PROC_FAULT_INJECTION)
 #  include <atomic>
@@ -33,9 +34,11 @@ enum class Sys {
 };
 
 #if defined(PROC_FAULT_INJECTION)
-// Returns 0 to let the call run, or an errno to make it fail without running. A hook may also
-// shorten a read/write through `fault_short_io` (bytes allowed, 0 = no limit).
+// Returns 0 to let the call run, or an errno to make it fail without running. Returning EINTR
+// makes the seam go round its retry loop once (the hook is asked again).
 inline std::atomic<int (*)(Sys)> fault_hook{nullptr};
+// When positive, every read and write moves at most this many bytes (see io_limit), so the
+// loops around them are exercised with short transfers as a pipe under load would give.
 inline std::atomic<long> fault_short_io{0};
 
 template <class F>
@@ -74,6 +77,16 @@ inline auto sys_call(Sys /*which*/, F&& f) -> decltype(f()) {
   ::proc::detail::sys_call(::proc::detail::Sys::which, [&] { return (expr); })
 
 namespace proc::detail {
+
+/// How many of `n` bytes one read or write may move: `n`, or fewer when a fault-injection test
+/// asks for short transfers (`fault_short_io`). Callers pass their count through this.
+inline std::size_t io_limit(std::size_t n) noexcept {
+#if defined(PROC_FAULT_INJECTION)
+  long cap = fault_short_io.load();
+  if (cap > 0 && static_cast<std::size_t>(cap) < n) return static_cast<std::size_t>(cap);
+#endif
+  return n;
+}
 
 /// For calls that return an error number instead of setting errno (posix_spawn) or that cannot
 /// be retried (fork): the errno a fault-injection hook asks for, else 0.
