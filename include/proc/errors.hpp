@@ -42,9 +42,16 @@ inline std::string tail_lines(const std::string& text, std::size_t max_lines) {
   return text.substr(begin, end - begin);
 }
 
+/// The command as messages show it: shell-quoted words (`proc::join`), so it can be pasted into
+/// a shell; a command of one string (a `shell` command line, or a program alone) as it is, as
+/// Python shows a string command.
+inline std::string command_text(const std::vector<std::string>& cmd) {
+  return cmd.size() == 1 ? cmd.front() : join(cmd);
+}
+
 inline std::string called_process_message(int returncode, const std::vector<std::string>& cmd,
                                           const std::string& err) {
-  std::string msg = "Command '" + join(cmd) + "' " + describe_returncode(returncode);
+  std::string msg = "Command '" + command_text(cmd) + "' " + describe_returncode(returncode);
   std::string tail = tail_lines(err, 5);
   if (!tail.empty()) msg += "\nstderr:\n" + tail;
   return msg;
@@ -92,7 +99,7 @@ class TimeoutExpired : public SubprocessError {
  public:
   TimeoutExpired(std::vector<std::string> cmd_, std::chrono::nanoseconds timeout_,
                  std::string out_ = {}, std::string err_ = {})
-      : SubprocessError("Command '" + join(cmd_) + "' timed out after " +
+      : SubprocessError("Command '" + detail::command_text(cmd_) + "' timed out after " +
                         detail::seconds_text(timeout_) + " seconds."),
         cmd(std::move(cmd_)),
         timeout(timeout_),
