@@ -5,6 +5,7 @@
 #include "proc/config.hpp"
 #include "proc/environment.hpp"
 #include "proc/errors.hpp"
+#include "proc/format.hpp"
 #include "proc/options.hpp"
 #include "proc/pipe.hpp"
 #include "proc/pipeline.hpp"
