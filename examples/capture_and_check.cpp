@@ -1,0 +1,61 @@
+// Capture a child's output and check how it ended: check_output, run with capture_output,
+// CalledProcessError with the child's stderr, and SpawnError for a program that is not there.
+#include <fmt/core.h>
+
+#include <cerrno>
+#include <proc/proc.hpp>
+#include <string>
+
+int main() {
+  // [check_output]
+  // stdout as a string; a non-zero exit throws proc::CalledProcessError.
+  std::string words = proc::check_output({"sh", "-c", "echo alpha; echo beta"});
+  fmt::print("captured {} bytes: {}", words.size(), words);
+  // [check_output]
+
+  // [capture_output]
+  // Both streams captured; the exit status is data, not an error, unless .check asks for it.
+  proc::CompletedProcess r =
+      proc::run({"sh", "-c", "echo to-out; echo to-err >&2; exit 3"}, {.capture_output = true});
+  fmt::print("returncode={} out={:?} err={:?}\n", r.returncode, r.out, r.err);
+  // [capture_output]
+  if (r.returncode != 3 || r.out != "to-out\n" || r.err != "to-err\n") return 1;
+
+  // [check]
+  // .check = true turns a non-zero exit into an exception that carries the output.
+  try {
+    proc::run({"sh", "-c", "echo 'no such table: users' >&2; exit 2"},
+              {.capture_output = true, .check = true});
+    return 1;  // not reached
+  } catch (const proc::CalledProcessError& e) {
+    fmt::print("caught: {}\n", e.what());  // names the command and the status, then stderr
+    fmt::print("returncode={} err={:?}\n", e.returncode, e.err);
+  }
+  // [check]
+
+  // [merge]
+  // stderr merged into stdout, in the order the child wrote them (Python's stderr=STDOUT).
+  std::string both = proc::check_output({"sh", "-c", "echo one; echo two >&2; echo three"},
+                                        {.err = proc::to_stdout});
+  fmt::print("merged: {:?}\n", both);
+  // [merge]
+  if (both != "one\ntwo\nthree\n") return 1;
+
+  // [spawn_error]
+  // A program that cannot be started is a SpawnError (a std::system_error), not exit status 127.
+  try {
+    proc::run({"no-such-program-xyz"});
+    return 1;  // not reached
+  } catch (const proc::SpawnError& e) {
+    fmt::print("cannot start {}: errno {} ({})\n", e.program, e.code().value(),
+               e.code() == std::errc::no_such_file_or_directory ? "ENOENT" : "other");
+  }
+  // [spawn_error]
+
+  // [getstatusoutput]
+  // Through the shell, stderr merged, one trailing newline stripped (as Python's helpers).
+  auto [status, text] = proc::getstatusoutput("ls /nonexistent-dir-xyz");
+  fmt::print("status {}: {}\n", status, text);
+  // [getstatusoutput]
+  return status != 0 ? 0 : 1;
+}
