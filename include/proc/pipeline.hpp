@@ -83,12 +83,7 @@ inline StartedPipeline start_stages(const std::vector<std::vector<std::string>>&
   if (!for_run && (base.input || base.check || base.timeout))
     throw std::invalid_argument(
         "proc::start_pipeline: input, check and timeout are for run_pipeline");
-  if (base.input && base.in.kind() != Redirect::Kind::inherit)
-    throw std::invalid_argument("proc: input and an in redirect cannot be used together");
-  if (base.capture_output &&
-      (base.out.kind() != Redirect::Kind::inherit || base.err.kind() != Redirect::Kind::inherit))
-    throw std::invalid_argument(
-        "proc: capture_output and an out/err redirect cannot be used together");
+  check_stdio_conflicts(base);
 
   StartedPipeline p;
   Redirect err = base.capture_output ? Redirect(proc::pipe) : base.err;

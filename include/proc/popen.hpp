@@ -44,6 +44,16 @@ inline std::string printable(std::string_view s) {
   return out;
 }
 
+/// `input` needs `in` left alone; `capture_output` needs `out` and `err` left alone.
+inline void check_stdio_conflicts(const Options& o) {
+  if (o.input && o.in.kind() != Redirect::Kind::inherit)
+    throw std::invalid_argument("proc: input and an in redirect cannot be used together");
+  if (o.capture_output &&
+      (o.out.kind() != Redirect::Kind::inherit || o.err.kind() != Redirect::Kind::inherit))
+    throw std::invalid_argument(
+        "proc: capture_output and an out/err redirect cannot be used together");
+}
+
 inline void validate(const std::vector<std::string>& args, const Options& o, bool for_run) {
   if (args.empty()) throw std::invalid_argument("proc: empty argument list");
   for (std::size_t i = 0; i < args.size(); ++i)
@@ -63,12 +73,7 @@ inline void validate(const std::vector<std::string>& args, const Options& o, boo
     throw std::invalid_argument(
         "proc::Popen: input, check and timeout are for the run-style helpers; use "
         "communicate(input, timeout)");
-  if (o.input && o.in.kind() != Redirect::Kind::inherit)
-    throw std::invalid_argument("proc: input and an in redirect cannot be used together");
-  if (o.capture_output &&
-      (o.out.kind() != Redirect::Kind::inherit || o.err.kind() != Redirect::Kind::inherit))
-    throw std::invalid_argument(
-        "proc: capture_output and an out/err redirect cannot be used together");
+  check_stdio_conflicts(o);
   for (const auto& [name, value] : o.env_update) {
     Environment::check_name(name);
     if (value && has_nul(*value))
