@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# How much compile time `#include <proc/proc.hpp>` adds to a translation unit.
+#
+# Compiles three TUs with `$CXX -std=c++20 -O0 -c`, each $RUNS times, and reports the median:
+#   empty       an empty file (the compiler's own start-up cost)
+#   baseline    #include <string> and <vector> (what almost every TU has anyway)
+#   proc        #include <proc/proc.hpp>
+# and the added cost of proc over each, in seconds and as a ratio to the baseline.
+#
+#   bench/compile_cost/measure.sh              the figure
+#   bench/compile_cost/measure.sh --breakdown  also each public header, fmt and the heavier
+#                                              standard headers alone
+# Environment: CXX (default g++), RUNS (default 5), CXXFLAGS (added to every compile).
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+include="$here/../../include"
+cxx="${CXX:-g++}"
+runs="${RUNS:-5}"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+# compile_median NAME SOURCE-TEXT: prints the median wall time in seconds of compiling it.
+compile_median() {
+  local src="$work/$1.cpp" times=() start end
+  printf '%b\n' "$2" >"$src"
+  for ((i = 0; i < runs; i++)); do
+    start=$(date +%s%N)
+    # shellcheck disable=SC2086
+    "$cxx" -std=c++20 -O0 ${CXXFLAGS:-} -I"$include" -c "$src" -o "$work/$1.o"
+    end=$(date +%s%N)
+    times+=($((end - start)))
+  done
+  printf '%s\n' "${times[@]}" | sort -n | awk -v n="$runs" '{ t[NR] = $1 }
+    END { m = (n % 2) ? t[(n + 1) / 2] : (t[n / 2] + t[n / 2 + 1]) / 2; printf "%.3f\n", m / 1e9 }'
+}
+
+echo "compiler: $("$cxx" --version | head -1); -std=c++20 -O0 -c; median of $runs"
+empty=$(compile_median empty "")
+baseline=$(compile_median baseline "#include <string>\n#include <vector>")
+proc=$(compile_median proc "#include <proc/proc.hpp>")
+
+awk -v e="$empty" -v b="$baseline" -v p="$proc" 'BEGIN {
+  printf "  empty TU                  %6.3f s\n", e
+  printf "  <string> + <vector>       %6.3f s\n", b
+  printf "  <proc/proc.hpp>           %6.3f s\n", p
+  printf "added by proc over an empty TU:        %.3f s\n", p - e
+  printf "added by proc over <string>+<vector>:  %.3f s (%.1fx the baseline TU)\n", p - b, p / b
+}'
+
+if [ "${1:-}" = "--breakdown" ]; then
+  echo "each header alone (median, seconds; includes what it includes):"
+  for h in fmt/core.h fmt/format.h filesystem functional chrono variant thread mutex string vector \
+    proc/shlex.hpp proc/environment.hpp proc/options.hpp proc/errors.hpp proc/pipe.hpp \
+    proc/popen.hpp proc/run.hpp proc/pipeline.hpp proc/format.hpp; do
+    t=$(compile_median "h_${h//[\/.]/_}" "#include <$h>")
+    printf '  %-24s %6.3f\n' "<$h>" "$t"
+  done
+  # The same standard and fmt headers proc.hpp pulls in, without proc's own code.
+  deps=(filesystem chrono thread condition_variable semaphore functional map unordered_map variant
+    span optional algorithm fmt/core.h)
+  text=""
+  for h in "${deps[@]}"; do text+="#include <$h>\n"; done
+  t=$(compile_median deps "$text")
+  printf '  %-24s %6.3f  (%s)\n' "its includes alone" "$t" "${deps[*]}"
+fi
