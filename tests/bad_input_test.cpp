@@ -140,8 +140,14 @@ TEST_CASE("bad input: a NUL byte in any string is invalid_argument naming it") {
                  proc::run(std::vector<std::string>{"touch \"$1\"", "sh", bad}, {.shell = true}));
   EXPECT_INVALID("cwd", shown, proc::run(s.touch(), {.cwd = bad}));
   EXPECT_INVALID("executable", shown, proc::run(s.touch(), {.executable = bad}));
+  EXPECT_INVALID("env_update name", shown, proc::run(s.touch(), {.env_update = {{bad, "v"}}}));
   EXPECT_INVALID("env_update value", "NAME", proc::run(s.touch(), {.env_update = {{"NAME", bad}}}));
+  EXPECT_INVALID("Environment name", shown, proc::Environment{{bad, "v"}});
   EXPECT_INVALID("Environment value", "NAME", proc::Environment{{"NAME", bad}});
+  EXPECT_INVALID("Environment::set name", shown, proc::Environment().set(bad, "v"));
+  EXPECT_INVALID("in file", shown, proc::run(s.touch(), {.in = proc::file(bad)}));
+  EXPECT_INVALID("out file", shown, proc::run(s.touch(), {.out = proc::file(bad)}));
+  EXPECT_INVALID("err append", shown, proc::run(s.touch(), {.err = proc::append(bad)}));
 }
 
 TEST_CASE("bad input: environment names that are empty or contain '='") {

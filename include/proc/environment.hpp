@@ -14,6 +14,17 @@
 
 namespace proc {
 
+namespace detail {
+
+/// `s` with each NUL byte shown as `\0`, for messages that name a bad value.
+inline std::string printable(std::string_view s) {
+  std::string out;
+  for (char c : s) out += c == '\0' ? std::string("\\0") : std::string(1, c);
+  return out;
+}
+
+}  // namespace detail
+
 /// A set of environment variables, kept sorted by name.
 ///
 /// Names that are empty or contain `=`, and any NUL byte in a name or value, are
@@ -81,7 +92,8 @@ class Environment {
       throw std::invalid_argument("proc::Environment: variable name contains '=': '" +
                                   std::string(name) + "'");
     if (name.find('\0') != std::string_view::npos)
-      throw std::invalid_argument("proc::Environment: NUL byte in variable name");
+      throw std::invalid_argument("proc::Environment: NUL byte in variable name '" +
+                                  detail::printable(name) + "'");
   }
 
  private:

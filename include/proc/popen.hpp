@@ -38,12 +38,6 @@ struct RunTag {};
 
 inline bool has_nul(std::string_view s) { return s.find('\0') != std::string_view::npos; }
 
-inline std::string printable(std::string_view s) {
-  std::string out;
-  for (char c : s) out += c == '\0' ? std::string("\\0") : std::string(1, c);
-  return out;
-}
-
 /// `input` needs `in` left alone; `capture_output` needs `out` and `err` left alone.
 inline void check_stdio_conflicts(const Options& o) {
   if (o.input && o.in.kind() != Redirect::Kind::inherit)
@@ -85,7 +79,8 @@ inline void validate(const std::vector<std::string>& args, const Options& o, boo
     const Redirect& r = *slots[i];
     if ((r.kind() == Redirect::Kind::file || r.kind() == Redirect::Kind::append) &&
         has_nul(r.path().string()))
-      throw std::invalid_argument(std::string("proc: NUL byte in the ") + names[i] + " file path");
+      throw std::invalid_argument(std::string("proc: NUL byte in the ") + names[i] +
+                                  " file path '" + printable(r.path().string()) + "'");
     if (r.kind() == Redirect::Kind::fd && !handle_is_valid(r.handle()))
       throw std::invalid_argument(std::string("proc: ") + names[i] + " = proc::fd(" +
                                   handle_to_string(r.handle()) + "): not an open descriptor");
