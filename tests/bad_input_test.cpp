@@ -148,6 +148,10 @@ TEST_CASE("bad input: a NUL byte in any string is invalid_argument naming it") {
   EXPECT_INVALID("in file", shown, proc::run(s.touch(), {.in = proc::file(bad)}));
   EXPECT_INVALID("out file", shown, proc::run(s.touch(), {.out = proc::file(bad)}));
   EXPECT_INVALID("err append", shown, proc::run(s.touch(), {.err = proc::append(bad)}));
+  EXPECT_INVALID("user", shown, proc::run(s.touch(), {.user = bad}));
+  EXPECT_INVALID("group", shown, proc::run(s.touch(), {.group = bad}));
+  EXPECT_INVALID("extra_groups", shown,
+                 proc::run(s.touch(), {.extra_groups = std::vector<proc::Identity>{bad}}));
 }
 
 TEST_CASE("bad input: environment names that are empty or contain '='") {

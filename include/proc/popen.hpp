@@ -88,6 +88,16 @@ inline void validate(const std::vector<std::string>& args, const Options& o, boo
       throw std::invalid_argument(std::string("proc: the PipeEnd given for ") + names[i] +
                                   " is closed (already consumed by another child?)");
   }
+  // A name is looked up as a C string: a NUL would silently cut it to another user's name.
+  auto check_identity = [](const std::optional<Identity>& id, const char* what) {
+    if (id && id->is_name() && has_nul(id->name()))
+      throw std::invalid_argument(std::string("proc: NUL byte in the ") + what + " name '" +
+                                  printable(id->name()) + "'");
+  };
+  check_identity(o.user, "user");
+  check_identity(o.group, "group");
+  if (o.extra_groups)
+    for (const auto& g : *o.extra_groups) check_identity(g, "extra_groups");
   check_platform_options(o.pass_fds, o.umask.has_value(), o.user.has_value(), o.group.has_value(),
                          o.extra_groups.has_value(), static_cast<bool>(o.pre_exec),
                          o.start_new_session, o.process_group.has_value());
