@@ -126,6 +126,7 @@ TEST_CASE("bad input: empty argument lists") {
   EXPECT_INVALID("Popen", "empty", proc::Popen p(none));
   EXPECT_INVALID("run_pipeline without stages", "stage",
                  proc::run_pipeline(std::vector<std::vector<std::string>>{}));
+  EXPECT_INVALID("pipeline stage 2", "empty", proc::run_pipeline({s.touch(), {}}));
 }
 
 TEST_CASE("bad input: a NUL byte in any string is invalid_argument naming it") {
@@ -152,6 +153,7 @@ TEST_CASE("bad input: a NUL byte in any string is invalid_argument naming it") {
   EXPECT_INVALID("group", shown, proc::run(s.touch(), {.group = bad}));
   EXPECT_INVALID("extra_groups", shown,
                  proc::run(s.touch(), {.extra_groups = std::vector<proc::Identity>{bad}}));
+  EXPECT_INVALID("pipeline stage 2", shown, proc::run_pipeline({s.touch(), {"cat", bad}}));
 }
 
 TEST_CASE("bad input: environment names that are empty or contain '='") {
@@ -272,6 +274,14 @@ TEST_CASE("bad input: missing, non-executable and directory programs on every sp
         p + ": with pipes", (ENOENT, missing, missing),
         proc::Popen x({missing}, with({.in = proc::pipe, .out = proc::pipe, .err = proc::pipe})));
   }
+}
+
+TEST_CASE("bad input: a later pipeline stage that cannot start ends the earlier ones at once") {
+  Scratch s;
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_SPAWN_ERROR("stage 2 missing", (ENOENT, "proc-no-such-program", "proc-no-such-program"),
+                     proc::run_pipeline({cmd({"sleep", "20000"}), {"proc-no-such-program"}}));
+  CHECK(std::chrono::steady_clock::now() - start < 10s);
 }
 
 #endif  // !_WIN32

@@ -85,6 +85,22 @@ inline StartedPipeline start_stages(const std::vector<std::vector<std::string>>&
         "proc::start_pipeline: input, check and timeout are for run_pipeline");
   check_stdio_conflicts(base);
 
+  auto stage_options = [&](std::size_t i) {
+    Options o = per_stage.empty() || !per_stage[i] ? base : *per_stage[i];
+    o.input.reset();
+    o.check = false;
+    o.timeout.reset();
+    o.capture_output = false;
+    return o;
+  };
+  // Every stage is checked before any starts, so bad input in a later stage starts nothing.
+  for (std::size_t i = 0; i < stages.size(); ++i) {
+    Options o = stage_options(i);
+    o.in = i == 0 && !base.input ? base.in : Redirect();
+    o.out = i + 1 == stages.size() && !base.capture_output ? base.out : Redirect();
+    validate(stages[i], o, true);
+  }
+
   StartedPipeline p;
   Redirect err = base.capture_output ? Redirect(proc::pipe) : base.err;
   PipeEnd err_child_end;
@@ -95,22 +111,30 @@ inline StartedPipeline start_stages(const std::vector<std::vector<std::string>>&
     err = proc::fd(err_child_end.native_handle());
   }
   p.stages.reserve(stages.size());
-  for (std::size_t i = 0; i < stages.size(); ++i) {
-    Options o = per_stage.empty() || !per_stage[i] ? base : *per_stage[i];
-    o.input.reset();
-    o.check = false;
-    o.timeout.reset();
-    o.capture_output = false;
-    bool first = i == 0, last = i + 1 == stages.size();
-    if (first) {
-      o.in = base.input ? Redirect(proc::pipe) : base.in;
-    } else {
-      o.in = p.stages.back().take_out();
+  try {
+    for (std::size_t i = 0; i < stages.size(); ++i) {
+      Options o = stage_options(i);
+      bool first = i == 0, last = i + 1 == stages.size();
+      if (first) {
+        o.in = base.input ? Redirect(proc::pipe) : base.in;
+      } else {
+        o.in = p.stages.back().take_out();
+      }
+      o.out = last ? (base.capture_output ? Redirect(proc::pipe) : base.out) : Redirect(proc::pipe);
+      if (per_stage.empty() || !per_stage[i] || per_stage[i]->err.kind() == Redirect::Kind::inherit)
+        o.err = err;
+      p.stages.emplace_back(RunTag{}, stages[i], o);
     }
-    o.out = last ? (base.capture_output ? Redirect(proc::pipe) : base.out) : Redirect(proc::pipe);
-    if (per_stage.empty() || !per_stage[i] || per_stage[i]->err.kind() == Redirect::Kind::inherit)
-      o.err = err;
-    p.stages.emplace_back(RunTag{}, stages[i], o);
+  } catch (...) {
+    // A stage that cannot start (SpawnError) ends those already running before the error goes
+    // up: left alone they could wait forever on input nobody will send, and ~Popen waits.
+    for (auto& s : p.stages) {
+      try {
+        s.signal_group(sig_kill);
+      } catch (...) {
+      }
+    }
+    throw;
   }
   return p;  // err_child_end closes here: only the children hold the stderr write end now
 }
