@@ -3,7 +3,9 @@
 #include <fmt/core.h>
 
 #include <cerrno>
+#include <filesystem>
 #include <proc/proc.hpp>
+#include <stdexcept>
 #include <string>
 
 int main() {
@@ -41,6 +43,26 @@ int main() {
   // [merge]
   if (both != "one\ntwo\nthree\n") return 1;
 
+  std::string made = proc::check_output({"mktemp"});  // a fresh file, for the next part
+  std::filesystem::path log = made.substr(0, made.size() - 1);
+
+  // [files]
+  // Files as stdin/stdout/stderr: file() creates or truncates (or reads, for in), append() adds.
+  proc::run({"echo", "first run"}, {.out = proc::file(log)});
+  proc::run({"echo", "second run"}, {.out = proc::append(log)});
+  std::string lines = proc::check_output({"wc", "-l"}, {.in = proc::file(log)});
+  fmt::print("{} has {} lines\n", log.string(), std::stoi(lines));
+  // [files]
+  std::filesystem::remove(log);
+  if (std::stoi(lines) != 2) return 1;
+
+  // [devnull]
+  // Discard what a child writes; its returncode still tells how it went.
+  int found = proc::call({"grep", "-q", "root", "/etc/passwd"},
+                         {.out = proc::devnull, .err = proc::devnull});
+  fmt::print("grep returned {}\n", found);
+  // [devnull]
+
   // [spawn_error]
   // A program that cannot be started is a SpawnError (a std::system_error), not exit status 127.
   try {
@@ -51,6 +73,16 @@ int main() {
                e.code() == std::errc::no_such_file_or_directory ? "ENOENT" : "other");
   }
   // [spawn_error]
+
+  // [invalid_argument]
+  // Options that contradict each other are std::invalid_argument, before anything starts.
+  try {
+    proc::run({"cat"}, {.in = proc::devnull, .input = "text"});
+    return 1;  // not reached
+  } catch (const std::invalid_argument& e) {
+    fmt::print("invalid: {}\n", e.what());
+  }
+  // [invalid_argument]
 
   // [getstatusoutput]
   // Through the shell, stderr merged, one trailing newline stripped (as Python's helpers).

@@ -36,10 +36,12 @@ int main() {
              mine.contains("TERM"));
   // [environment]
 
+  // A fresh directory from mktemp (its output, less the newline).
+  std::string made = proc::check_output({"mktemp", "-d"});
+  fs::path dir = made.substr(0, made.size() - 1);
+
   // [cwd]
   // cwd runs the child in another directory; ours does not change.
-  fs::path dir = fs::temp_directory_path() / "proc-example-env-and-cwd";
-  fs::create_directories(dir);
   proc::check_call({"sh", "-c", "echo data > note.txt"}, {.cwd = dir});
   std::string listing = proc::check_output({"ls"}, {.cwd = dir});
   fmt::print("files in {}: {}", dir.string(), listing);

@@ -48,6 +48,26 @@ int main() {
   // [commands]
   if (found != "hello\n") return 1;
 
+  // [popen_chain]
+  // The same by hand with Popen: take_out() moves the first child's stdout pipe into the second
+  // child's stdin. Once `wc` has started, this process holds no copy of that pipe, so the two
+  // children see end-of-file and SIGPIPE exactly as in a shell.
+  proc::Popen producer({"seq", "100"}, {.out = proc::pipe});
+  proc::Popen consumer({"wc", "-l"}, {.in = producer.take_out(), .out = proc::pipe});
+  std::string count = consumer.communicate().out;
+  producer.wait();
+  fmt::print("seq 100 | wc -l: {}", count);
+  // [popen_chain]
+  if (std::stoi(count) != 100) return 1;
+
+  // [sigpipe]
+  // A consumer that stops reading early ends the producer with SIGPIPE, as in a shell. The
+  // returncode says so (-13), and with .check = true that stage would count as failed.
+  auto head = proc::run_pipeline({{"yes"}, {"head", "-2"}}, {.out = proc::pipe});
+  fmt::print("yes | head -2: {:?}, returncodes {} and {}\n", head.out, head.returncodes[0],
+             head.returncodes[1]);
+  // [sigpipe]
+
   // [start_pipeline]
   // start_pipeline returns the running stages, to stream the last one's output as it comes.
   std::vector<proc::Popen> stages =
