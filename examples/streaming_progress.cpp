@@ -42,7 +42,7 @@ int percent(std::string_view line) {
 int main() {
   // [lines]
   // One stream: read stdout line by line while the child runs. Each line arrives as soon as
-  // the child writes it (the shell does not buffer `echo`); stderr is inherited here.
+  // the child writes it (the shell does not buffer `echo`); stderr is discarded here.
   proc::Popen p({"sh", "-c", worker}, {.out = proc::pipe, .err = proc::devnull});
   auto start = std::chrono::steady_clock::now();
   for (std::string_view line : p.out().lines()) {

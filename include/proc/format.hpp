@@ -29,7 +29,12 @@ namespace proc {
 /// How a child ended, as a value: a thin wrapper around a returncode (Rust's `ExitStatus`).
 ///
 /// A returncode N ≥ 0 is an exit with status N; −N means signal N ended the child (as in
-/// Python). On Windows returncodes are never negative, so `signaled()` is always false there.
+/// Python).
+///
+/// Windows has no signals: `terminate()` and `kill()` give exit status 1. A negative returncode
+/// there is the exit code of a crashed process (an NTSTATUS such as `0xC0000005` read as a
+/// signed int); `signaled()` is true for it and the text names the exception, e.g. "killed by
+/// STATUS_ACCESS_VIOLATION (0xC0000005)".
 ///
 /// Core dumps: a returncode does not record whether the child dumped core (the flag of the
 /// raw wait status is gone by then), so the text never says "(core dumped)".
@@ -46,7 +51,7 @@ class ExitStatus {
   [[nodiscard]] constexpr std::optional<int> code() const noexcept {
     return exited() ? std::optional<int>(returncode_) : std::nullopt;
   }
-  /// True when a signal ended the child (returncode < 0; POSIX only).
+  /// True when a signal ended the child (returncode < 0; on Windows: a crash exit code).
   [[nodiscard]] constexpr bool signaled() const noexcept { return returncode_ < 0; }
   /// The number of the signal that ended the child, else `std::nullopt`.
   [[nodiscard]] constexpr std::optional<int> signal() const noexcept {
