@@ -1,0 +1,411 @@
+#pragma once
+// Moving data to and from a child's pipes at once: what communicate() runs on Windows.
+//
+// Calls: CreateThread, WaitForSingleObject, WaitForMultipleObjects, CancelSynchronousIo,
+// ReadFile, WriteFile, GetFileType, CloseHandle.
+//
+// Anonymous pipes have no overlapped I/O, and Windows has no poll() for them, so each stream
+// that is still open gets a thread of its own doing plain blocking ReadFile/WriteFile, and the
+// calling thread waits for those threads with one WaitForMultipleObjects (which also gives the
+// deadline). With no deadline and a single stream the calling thread does the work itself.
+// Named pipes with overlapped I/O were not chosen: the parent's ends are handed on to other
+// children (take_out()), and a child given an overlapped handle as its stdin or stdout misbehaves.
+//
+// Invariants:
+// - All three pipes move at once, so a child that fills stdout while we write its stdin (or
+//   stderr while we read stdout) never deadlocks us. Reads go straight into the sinks; each sink
+//   is touched by one thread only while the pump runs, and by none after it returns.
+// - Each end is closed as soon as its stream is done (the child sees EOF on stdin right after
+//   the last byte); a child that closes its stdin early ends the writing quietly (as Python).
+// - At the deadline nothing is lost. A blocked ReadFile is cancelled with CancelSynchronousIo:
+//   a cancelled read has consumed nothing (bytes that did arrive complete the read and reach the
+//   sink before the thread is joined). A blocked WriteFile is NOT cancelled: Windows (and Wine)
+//   may have handed part of the chunk to the reader and report 0 bytes written, so a resumed pump
+//   would send those bytes twice. The writer instead finishes the chunk in flight — a private
+//   copy, so it never reads the caller's buffer after the pump has returned — and is parked in
+//   the DetachedWrites registry (handle.hpp) under its pipe: the next pump on that pipe takes it
+//   back and counts what it wrote, close_handle() cancels it, and write_all() waits for it.
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "proc/detail/sink.hpp"
+#include "proc/detail/windows/handle.hpp"
+#include "proc/detail/windows/wait.hpp"
+#include "proc/detail/windows/win32.hpp"
+
+namespace proc::detail {
+
+/// The state of one pump: handles are set to invalid_handle as each stream ends (the pump
+/// closes them), so a pump interrupted by its deadline can be resumed with the same state
+/// (and the same `input`).
+struct PumpState {
+  native_handle in = invalid_handle;
+  std::string_view input;
+  std::size_t in_pos = 0;
+  native_handle out = invalid_handle;
+  Sink* out_sink = nullptr;
+  native_handle err = invalid_handle;
+  Sink* err_sink = nullptr;
+
+  [[nodiscard]] bool done() const noexcept {
+    return in == invalid_handle && out == invalid_handle && err == invalid_handle;
+  }
+};
+
+/// Starts `T::run()` of `self` on a new thread with a small stack.
+template <class T>
+HANDLE start_worker(T* self) {
+  HANDLE t = ::CreateThread(
+      nullptr, 64 * 1024,
+      [](void* p) -> DWORD {
+        static_cast<T*>(p)->run();
+        return 0;
+      },
+      self, STACK_SIZE_PARAM_IS_A_RESERVATION, nullptr);
+  if (!t) throw_last_error("proc: CreateThread");
+  return t;
+}
+
+/// Cancels the blocking I/O of `thread` until the thread has ended, then closes its handle.
+/// The thread must be on its way out (a stop flag set), so a cancel that came too early (before
+/// it blocked) is simply repeated.
+inline void cancel_and_join(HANDLE& thread) noexcept {
+  if (!thread) return;
+  for (;;) {
+    ::CancelSynchronousIo(thread);
+    if (::WaitForSingleObject(thread, 1) != WAIT_TIMEOUT) break;
+  }
+  ::CloseHandle(thread);
+  thread = nullptr;
+}
+
+/// Reads one pipe into a sink until end of stream or until stopped.
+class StreamReader {
+ public:
+  StreamReader(native_handle h, Sink* sink) : h_(h), sink_(sink) {}
+  StreamReader(const StreamReader&) = delete;
+  StreamReader& operator=(const StreamReader&) = delete;
+  ~StreamReader() { stop(); }
+
+  void start() { thread_ = start_worker(this); }
+  [[nodiscard]] HANDLE thread() const noexcept { return thread_; }
+
+  /// Stops the thread (a read in progress is cancelled without loss) and joins it.
+  void stop() noexcept {
+    stop_ = true;
+    cancel_and_join(thread_);
+  }
+  /// Joins a thread that has ended by itself.
+  void join() noexcept {
+    if (thread_) {
+      ::WaitForSingleObject(thread_, INFINITE);
+      ::CloseHandle(thread_);
+      thread_ = nullptr;
+    }
+  }
+
+  [[nodiscard]] bool ended() const noexcept { return ended_; }
+  [[nodiscard]] std::exception_ptr error() const noexcept { return error_; }
+
+  void run() noexcept {
+    try {
+      const bool pipe = ::GetFileType(h_) == FILE_TYPE_PIPE;
+      while (!stop_.load()) {
+        std::size_t room = 0;
+        char* p = sink_->prepare(room);
+        DWORD e = 0;
+        std::size_t n = read_once(h_, p, room, e);
+        sink_->commit(n);
+        if (e == ERROR_OPERATION_ABORTED) return;  // cancelled by stop(): not the end
+        if ((e && is_end_of_stream(e)) || (!e && n == 0 && !pipe)) {
+          ended_ = true;  // (a pipe's successful 0 is an empty message, not the end)
+          return;
+        }
+        if (e) throw_win32(e, "proc: ReadFile");
+      }
+    } catch (...) {
+      error_ = std::current_exception();
+    }
+  }
+
+ private:
+  native_handle h_;
+  Sink* sink_;
+  HANDLE thread_ = nullptr;
+  std::atomic<bool> stop_{false};
+  bool ended_ = false;
+  std::exception_ptr error_;
+};
+
+/// Writes a pump's input to a child's stdin, one privately copied chunk at a time. It outlives
+/// the pump that started it when a chunk is still in flight at the deadline (see above).
+class InputWriter final : public DetachedWrite {
+ public:
+  static constexpr std::size_t chunk_size = 256 * 1024;
+
+  InputWriter(native_handle h, std::size_t pos) : h_(h), pos_(pos) {}
+  InputWriter(const InputWriter&) = delete;
+  InputWriter& operator=(const InputWriter&) = delete;
+  ~InputWriter() override { abandon(); }
+
+  /// Points the writer at `input` (the whole input; bytes before pos() are written) and, unless
+  /// `here`, makes sure a thread is writing. With `here` the calling thread writes it all.
+  void attach(std::string_view input, bool here) {
+    bool need_thread = false;
+    {
+      std::lock_guard lock(m_);
+      input_ = input;
+      total_ = input.size();
+      detached_ = false;
+      if (pos_ >= total_) finished_ = true;
+      need_thread = exited_ && !finished_ && !error_;
+      if (need_thread) exited_ = false;
+    }
+    if (!need_thread) return;
+    if (here) return run();
+    if (thread_) ::CloseHandle(std::exchange(thread_, nullptr));
+    try {
+      thread_ = start_worker(this);
+    } catch (...) {
+      std::lock_guard lock(m_);
+      exited_ = true;
+      throw;
+    }
+  }
+
+  /// The pump is returning: finish the chunk in flight, touch `input` no more.
+  void detach() noexcept {
+    std::lock_guard lock(m_);
+    detached_ = true;
+    input_ = {};
+  }
+
+  void abandon() noexcept override {
+    detach();
+    cancel_and_join(thread_);
+  }
+  void wait_idle() override {
+    if (thread_) ::WaitForSingleObject(thread_, INFINITE);
+  }
+
+  [[nodiscard]] HANDLE thread() const noexcept { return thread_; }
+  [[nodiscard]] native_handle handle() const noexcept { return h_; }
+  bool exited() {
+    std::lock_guard lock(m_);
+    return exited_;
+  }
+  /// All written, or the reader has gone: the pipe can be closed.
+  bool finished() {
+    std::lock_guard lock(m_);
+    return finished_;
+  }
+  std::size_t pos() {
+    std::lock_guard lock(m_);
+    return pos_;
+  }
+  std::exception_ptr error() {
+    std::lock_guard lock(m_);
+    return error_;
+  }
+
+  void run() noexcept {
+    for (;;) {
+      std::size_t start = 0, len = 0;
+      {
+        std::lock_guard lock(m_);
+        if (pos_ >= total_) finished_ = true;
+        if (finished_ || detached_ || error_) {
+          exited_ = true;
+          return;
+        }
+        start = pos_;
+        len = std::min(chunk_size, total_ - pos_);
+        try {
+          chunk_.assign(input_.data() + start, len);
+        } catch (...) {
+          error_ = std::current_exception();
+          exited_ = true;
+          return;
+        }
+      }
+      std::size_t done = 0;
+      DWORD e = 0;
+      while (done < len) {
+        DWORD put = 0;
+        if (!::WriteFile(h_, chunk_.data() + done, static_cast<DWORD>(len - done), &put, nullptr)) {
+          e = ::GetLastError();
+          break;
+        }
+        done += put;
+      }
+      std::lock_guard lock(m_);
+      pos_ = start + done;
+      if (e == 0) continue;
+      if (is_reader_gone(e)) {
+        finished_ = true;  // the child stopped reading: not an error (as Python)
+      } else if (e != ERROR_OPERATION_ABORTED) {  // aborted: abandon() is closing the pipe
+        try {
+          throw_win32(e, "proc: WriteFile");
+        } catch (...) {
+          error_ = std::current_exception();
+        }
+      }
+      exited_ = true;
+      return;
+    }
+  }
+
+ private:
+  native_handle h_;
+  HANDLE thread_ = nullptr;
+  std::mutex m_;
+  std::string_view input_;  // valid only while attached
+  std::size_t total_ = 0;
+  std::size_t pos_;
+  bool detached_ = true;
+  bool exited_ = true;  // no thread running run()
+  bool finished_ = false;
+  std::exception_ptr error_;
+  std::string chunk_;
+};
+
+/// Moves data until every stream has ended (true) or `deadline` passes (false).
+inline bool pump(PumpState& st, std::optional<Clock::time_point> deadline) {
+  std::shared_ptr<InputWriter> writer;
+  if (st.in != invalid_handle) {
+    if (auto left = DetachedWrites::instance().take(st.in)) {
+      writer = std::static_pointer_cast<InputWriter>(left);  // the only kind ever parked
+      st.in_pos = std::max(st.in_pos, writer->pos());
+    } else if (st.in_pos >= st.input.size()) {
+      close_handle(st.in);
+      st.in = invalid_handle;
+    }
+  }
+  if (st.done()) return true;
+
+  std::optional<StreamReader> out, err;
+  if (st.out != invalid_handle) out.emplace(st.out, st.out_sink);
+  if (st.err != invalid_handle) err.emplace(st.err, st.err_sink);
+  if (st.in != invalid_handle && !writer) writer = std::make_shared<InputWriter>(st.in, st.in_pos);
+
+  // A reader whose thread has ended (or that ran here): rethrow its error, or close its pipe
+  // when it reached the end.
+  auto finish_reader = [&](std::optional<StreamReader>& r) {
+    r->join();
+    native_handle& h = &r == &out ? st.out : st.err;
+    if (auto e = r->error()) std::rethrow_exception(e);
+    if (r->ended()) {
+      close_handle(h);
+      h = invalid_handle;
+    }
+    r.reset();
+  };
+  // The writer whose run() has returned: rethrow its error, or close stdin (all written, or
+  // the child stopped reading) so that the child sees EOF now.
+  auto finish_writer = [&] {
+    if (writer->thread()) ::WaitForSingleObject(writer->thread(), INFINITE);
+    if (auto e = writer->error()) std::rethrow_exception(e);
+    st.in_pos = writer->pos();
+    if (writer->finished()) {
+      writer.reset();
+      close_handle(st.in);
+      st.in = invalid_handle;
+    }
+    writer.reset();
+  };
+  // At the deadline or on an error: stop the readers (nothing is lost), park a busy writer.
+  auto stop_all = [&]() noexcept {
+    for (auto* r : {&out, &err}) {
+      if (!*r) continue;
+      (*r)->stop();
+      native_handle& h = r == &out ? st.out : st.err;
+      if ((*r)->ended()) {
+        close_handle(h);
+        h = invalid_handle;
+      }
+      r->reset();
+    }
+    if (!writer) return;
+    writer->detach();
+    st.in_pos = writer->pos();
+    if (!writer->exited()) {
+      try {
+        DetachedWrites::instance().put(st.in, writer);
+      } catch (...) {
+        writer->abandon();  // no memory to park it: cancel (bytes in flight may repeat)
+      }
+    } else if (writer->finished() && !writer->error()) {
+      close_handle(st.in);
+      st.in = invalid_handle;
+    }
+    writer.reset();
+  };
+
+  try {
+    const int streams = (out ? 1 : 0) + (err ? 1 : 0) + (writer ? 1 : 0);
+    if (!deadline && streams == 1 && (!writer || writer->exited())) {
+      // One stream and no deadline: this thread does the work.
+      if (writer) {
+        writer->attach(st.input, true);
+        finish_writer();
+      }
+      for (auto* r : {&out, &err}) {
+        if (!*r) continue;
+        (*r)->run();
+        finish_reader(*r);
+      }
+      return true;
+    }
+    if (deadline && Clock::now() >= *deadline) {
+      stop_all();
+      return false;
+    }
+    if (writer) writer->attach(st.input, false);
+    if (out) out->start();
+    if (err) err->start();
+    for (;;) {
+      HANDLE waits[3];
+      DWORD n = 0;
+      if (out) waits[n++] = out->thread();
+      if (err) waits[n++] = err->thread();
+      if (writer) {
+        if (!writer->thread()) {
+          finish_writer();  // nothing was left to write
+          continue;
+        }
+        waits[n++] = writer->thread();
+      }
+      if (n == 0) return true;
+      DWORD r = ::WaitForMultipleObjects(n, waits, FALSE, wait_millis(deadline));
+      if (r == WAIT_TIMEOUT) {
+        if (deadline && Clock::now() >= *deadline) {
+          stop_all();
+          return false;
+        }
+        continue;
+      }
+      if (r >= WAIT_OBJECT_0 + n) throw_last_error("proc: WaitForMultipleObjects");
+      HANDLE ended = waits[r - WAIT_OBJECT_0];
+      if (out && out->thread() == ended)
+        finish_reader(out);
+      else if (err && err->thread() == ended)
+        finish_reader(err);
+      else if (writer)
+        finish_writer();
+    }
+  } catch (...) {
+    stop_all();
+    throw;
+  }
+}
+
+}  // namespace proc::detail
