@@ -27,7 +27,11 @@ compile_median() {
   for ((i = 0; i < runs; i++)); do
     start=$(date +%s%N)
     # shellcheck disable=SC2086
-    "$cxx" -std=c++20 -O0 ${CXXFLAGS:-} -I"$include" -c "$src" -o "$work/$1.o"
+    if ! "$cxx" -std=c++20 -O0 ${CXXFLAGS:-} -I"$include" -c "$src" -o "$work/$1.o" \
+      2>"$work/$1.err"; then
+      echo "error"  # does not compile on its own: the caller shows it
+      return
+    fi
     end=$(date +%s%N)
     times+=($((end - start)))
   done
@@ -35,10 +39,15 @@ compile_median() {
     END { m = (n % 2) ? t[(n + 1) / 2] : (t[n / 2] + t[n / 2 + 1]) / 2; printf "%.3f\n", m / 1e9 }'
 }
 
-echo "compiler: $("$cxx" --version | head -1); -std=c++20 -O0 -c; median of $runs"
+echo "compiler: $("$cxx" --version | head -1); -std=c++20 -O0 -c; median of $runs;" \
+  "load average $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')"
 empty=$(compile_median empty "")
 baseline=$(compile_median baseline "#include <string>\n#include <vector>")
 proc=$(compile_median proc "#include <proc/proc.hpp>")
+if [ "$proc" = error ]; then
+  cat "$work/proc.err" >&2
+  exit 1
+fi
 
 awk -v e="$empty" -v b="$baseline" -v p="$proc" 'BEGIN {
   printf "  empty TU                  %6.3f s\n", e
@@ -54,7 +63,11 @@ if [ "${1:-}" = "--breakdown" ]; then
     proc/shlex.hpp proc/environment.hpp proc/options.hpp proc/errors.hpp proc/pipe.hpp \
     proc/popen.hpp proc/run.hpp proc/pipeline.hpp proc/format.hpp; do
     t=$(compile_median "h_${h//[\/.]/_}" "#include <$h>")
-    printf '  %-24s %6.3f\n' "<$h>" "$t"
+    if [ "$t" = error ]; then
+      printf '  %-24s does not compile on its own\n' "<$h>"
+    else
+      printf '  %-24s %6.3f\n' "<$h>" "$t"
+    fi
   done
   # The same standard and fmt headers proc.hpp pulls in, without proc's own code.
   deps=(filesystem chrono thread condition_variable semaphore functional map unordered_map variant

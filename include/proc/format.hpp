@@ -4,13 +4,14 @@
 ///
 /// ```cpp
 /// auto r = proc::run({"ls", "-l"}, {.capture_output = true});
-/// fmt::print("{}\n", r);                          // CompletedProcess(args='ls -l', returncode=0,
-/// ...) fmt::print("{}\n", proc::ExitStatus(r.returncode));   // exited with 0 fmt::print("$ {}\n",
-/// proc::quoted(r.args));     // $ ls -l
+/// fmt::print("{}\n", r);
+/// // CompletedProcess(args='ls -l', returncode=0, out=1234 bytes, err=0 bytes)
+/// fmt::print("{}\n", proc::ExitStatus(r.returncode));  // exited with 0
+/// fmt::print("$ {}\n", proc::quoted(r.args));          // $ ls -l
 /// ```
 ///
-/// The formatters take no format specification (`{}` only); format the result with
-/// `fmt::to_string` first to pad or align it. They work with {fmt} 9, 10 and 11.
+/// The formatters take no format specification (`{}` only): to pad or align, format to a
+/// string first (`fmt::format("{}", r)`). They work with {fmt} 9, 10 and 11.
 
 #include <fmt/core.h>
 
