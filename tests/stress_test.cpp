@@ -176,18 +176,19 @@ TEST_CASE("stress: spawning at RLIMIT_NOFILE exhaustion is a clear error, then f
 
   // At the limit: a spawn that needs a pipe fails with EMFILE and leaves nothing behind.
   int pipe_error = 0;
-  std::string pipe_what;
+  std::string pipe_what, pipe_program;
   try {
     proc::run(cmd({"cat"}), {.input = "x", .capture_output = true});
-  } catch (const std::system_error& e) {
+  } catch (const proc::SpawnError& e) {
     pipe_error = e.code().value();
     pipe_what = e.what();
+    pipe_program = e.program;
   }
   // One that needs no descriptor may start (waiting falls back to waitid without a pidfd).
   int plain_rc = -1000, plain_error = 0;
   try {
     plain_rc = proc::run(cmd({"exit", "3"})).returncode;
-  } catch (const std::system_error& e) {
+  } catch (const proc::SpawnError& e) {
     plain_error = e.code().value();
   }
   const bool children_at_limit = test::has_children();
@@ -213,7 +214,8 @@ TEST_CASE("stress: spawning at RLIMIT_NOFILE exhaustion is a clear error, then f
   CHECK(fill_errno == EMFILE);
   CHECK(filler.size() > 10);
   CHECK(pipe_error == EMFILE);
-  CHECK_THAT(pipe_what, Catch::Contains("pipe"));
+  CHECK_THAT(pipe_what, Catch::Contains("pipe") && Catch::Contains(test::child));
+  CHECK(pipe_program == test::child);
   CHECK((plain_rc == 3 || plain_error == EMFILE));
   CHECK_FALSE(children_at_limit);
   CHECK(partial_rc == 0);

@@ -443,49 +443,55 @@ inline void Popen::start(std::vector<std::string> args, const Options& o, bool f
   if (for_run && o.input) slots[0] = proc::pipe;
   if (o.capture_output) slots[1] = slots[2] = proc::pipe;
   PipeEnd* parent_ends[3] = {&s->in, &s->out, &s->err};
-  for (int i = 0; i < 3; ++i) {
-    const Redirect& r = slots[i];
-    switch (r.kind()) {
-      case Redirect::Kind::inherit:
-        rq.stdio[i] = detail::invalid_handle;
-        break;
-      case Redirect::Kind::pipe: {
-        detail::PipePair p = detail::make_pipe();
-        PipeEnd rd(p.read), wr(p.write);
-        *parent_ends[i] = std::move(i == 0 ? wr : rd);
-        child_ends[i] = std::move(i == 0 ? rd : wr);
-        rq.stdio[i] = child_ends[i].native_handle();
-        s->was_pipe[i] = true;
-        break;
-      }
-      case Redirect::Kind::devnull:
-        child_ends[i] = PipeEnd(detail::open_devnull(i != 0));
-        rq.stdio[i] = child_ends[i].native_handle();
-        break;
-      case Redirect::Kind::to_stdout:
-        rq.stdio[i] = detail::invalid_handle;
-        rq.err_to_stdout = true;
-        break;
-      case Redirect::Kind::file:
-      case Redirect::Kind::append:
-        child_ends[i] =
-            PipeEnd(detail::open_file(r.path(), i != 0, r.kind() == Redirect::Kind::append));
-        rq.stdio[i] = child_ends[i].native_handle();
-        break;
-      case Redirect::Kind::fd:
-        rq.stdio[i] = r.handle();
-        break;
-      case Redirect::Kind::pipe_end:
-        rq.stdio[i] = r.pipe_end()->native_handle();
-        break;
-    }
-  }
-
+  // Every failure to start is a SpawnError naming the program: the errno of exec/chdir, or of
+  // what had to come first (EMFILE from pipe2, ENOENT opening a redirect file, EAGAIN from
+  // fork, ...). SpawnError is a std::system_error, so the code is the same either way.
   try {
+    for (int i = 0; i < 3; ++i) {
+      const Redirect& r = slots[i];
+      switch (r.kind()) {
+        case Redirect::Kind::inherit:
+          rq.stdio[i] = detail::invalid_handle;
+          break;
+        case Redirect::Kind::pipe: {
+          detail::PipePair p = detail::make_pipe();
+          PipeEnd rd(p.read), wr(p.write);
+          *parent_ends[i] = std::move(i == 0 ? wr : rd);
+          child_ends[i] = std::move(i == 0 ? rd : wr);
+          rq.stdio[i] = child_ends[i].native_handle();
+          s->was_pipe[i] = true;
+          break;
+        }
+        case Redirect::Kind::devnull:
+          child_ends[i] = PipeEnd(detail::open_devnull(i != 0));
+          rq.stdio[i] = child_ends[i].native_handle();
+          break;
+        case Redirect::Kind::to_stdout:
+          rq.stdio[i] = detail::invalid_handle;
+          rq.err_to_stdout = true;
+          break;
+        case Redirect::Kind::file:
+        case Redirect::Kind::append:
+          child_ends[i] =
+              PipeEnd(detail::open_file(r.path(), i != 0, r.kind() == Redirect::Kind::append));
+          rq.stdio[i] = child_ends[i].native_handle();
+          break;
+        case Redirect::Kind::fd:
+          rq.stdio[i] = r.handle();
+          break;
+        case Redirect::Kind::pipe_end:
+          rq.stdio[i] = r.pipe_end()->native_handle();
+          break;
+      }
+    }
     s->proc = std::make_unique<detail::Process>(detail::spawn(rq));
   } catch (const detail::SpawnFailure& f) {
     throw SpawnError(std::error_code(f.code, detail::spawn_error_category()), f.program, o.cwd,
                      f.message);
+  } catch (const std::system_error& e) {
+    std::string what = e.what();
+    if (what.rfind("proc: ", 0) == 0) what.erase(0, 6);
+    throw SpawnError(e.code(), rq.program, o.cwd, "proc: cannot run '" + rq.program + "': " + what);
   }
   // Consumed: the parent keeps no copy of a pipe end it handed on, so the other side of the
   // pipe sees EOF / SIGPIPE exactly as in a shell pipeline.
