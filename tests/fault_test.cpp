@@ -231,7 +231,7 @@ TEST_CASE("fault: EAGAIN and ENOMEM from clone and fork are SpawnErrors, nothing
   }
 }
 
-TEST_CASE("fault: EMFILE from pipe2 at each pipe a spawn needs is clean") {
+TEST_CASE("fault: EMFILE from pipe2 at each pipe a spawn needs is a clean SpawnError") {
   // in, out, err pipes, then (clone path, umask) the exec-report pipe: fail each in turn.
   for (int k = 0; k < 4; ++k) {
     INFO("pipe number " << k);
@@ -239,33 +239,36 @@ TEST_CASE("fault: EMFILE from pipe2 at each pipe a spawn needs is clean") {
     {
       Faults f;
       f.fail(Sys::pipe, EMFILE, k);
-      auto e = thrown<std::system_error>([&] {
+      auto e = thrown<proc::SpawnError>([&] {
         proc::Popen p(cmd({"exit", "0"}),
                       {.in = proc::pipe, .out = proc::pipe, .err = proc::pipe, .umask = 022u});
       });
       REQUIRE(e);
       CHECK(e->code().value() == EMFILE);
+      CHECK(e->program == test::child);
+      CHECK_THAT(e->what(), Catch::Contains("pipe") && Catch::Contains(test::child));
       CHECK(rule(Sys::pipe).injected.load() == 1);
     }
   }
 }
 
-TEST_CASE("fault: EMFILE and ENFILE from open (files, /dev/null) are clean and name the file") {
+TEST_CASE("fault: EMFILE and ENFILE from open (files, /dev/null) are SpawnErrors naming the file") {
   auto path = temp_file("open");
   for (int err : {EMFILE, ENFILE}) {
     INFO("errno " << err);
     NoLeak guard;
     Faults f;
     f.fail(Sys::open, err);
-    auto e = thrown<std::system_error>([&] {
+    auto e = thrown<proc::SpawnError>([&] {
       proc::run(cmd({"exit", "0"}), {.in = proc::pipe, .out = proc::file(path)});
     });
     REQUIRE(e);
     CHECK(e->code().value() == err);
+    CHECK(e->program == test::child);
     CHECK(std::string(e->what()).find(path.string()) != std::string::npos);
     // The second open fails: the first (devnull for in) must be closed again.
     f.fail(Sys::open, err, 1);
-    auto e2 = thrown<std::system_error>([&] {
+    auto e2 = thrown<proc::SpawnError>([&] {
       proc::run(cmd({"exit", "0"}), {.in = proc::devnull, .out = proc::append(path)});
     });
     REQUIRE(e2);
@@ -274,14 +277,14 @@ TEST_CASE("fault: EMFILE and ENFILE from open (files, /dev/null) are clean and n
   std::filesystem::remove(path);
 }
 
-TEST_CASE("fault: EMFILE from the dup that moves a low descriptor is clean") {
+TEST_CASE("fault: EMFILE from the dup that moves a low descriptor is a clean SpawnError") {
   for (int skip = 0; skip < 2; ++skip) {
     INFO("dup number " << skip);
     NoLeak guard;
     Faults f;
     f.fail(Sys::dup, EMFILE, skip);
     // in = our 1 and out = our 2: both sit on a low number that is not their target.
-    auto e = thrown<std::system_error>([&] {
+    auto e = thrown<proc::SpawnError>([&] {
       proc::run(cmd({"exit", "0"}), {.in = proc::fd(1), .out = proc::fd(2)});
     });
     REQUIRE(e);
