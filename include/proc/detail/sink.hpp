@@ -10,6 +10,8 @@
 #include <string_view>
 #include <utility>
 
+#include "proc/detail/buffer.hpp"
+
 namespace proc::detail {
 
 class Sink {
@@ -21,37 +23,21 @@ class Sink {
   virtual void commit(std::size_t n) = 0;
 };
 
-/// Captured output: a string grown geometrically, of which the first `used` bytes are data.
+/// Captured output (see ByteStore: read straight into storage that becomes the result string).
 class CaptureBuffer final : public Sink {
  public:
-  char* prepare(std::size_t& room) override {
-    constexpr std::size_t min_room = 64 * 1024;
-    if (data_.size() - used_ < min_room)
-      data_.resize(std::max(used_ + min_room, data_.size() + data_.size() / 2 + min_room));
-    room = data_.size() - used_;
-    return data_.data() + used_;
-  }
-  void commit(std::size_t n) override { used_ += n; }
+  char* prepare(std::size_t& room) override { return store_.prepare(std::size_t{64} << 10, room); }
+  void commit(std::size_t n) override { store_.commit(n); }
 
-  void append(std::string_view s) {
-    std::size_t room = 0;
-    while (data_.size() - used_ < s.size()) prepare(room);
-    s.copy(data_.data() + used_, s.size());
-    used_ += s.size();
-  }
-  [[nodiscard]] std::size_t size() const noexcept { return used_; }
+  void append(std::string_view s) { store_.append(s); }
+  [[nodiscard]] std::size_t size() const noexcept { return store_.size(); }
   /// A copy of the data so far (for TimeoutExpired, which must not consume it).
-  [[nodiscard]] std::string copy() const { return data_.substr(0, used_); }
+  [[nodiscard]] std::string copy() const { return std::string(store_.view()); }
   /// The data, leaving this buffer empty.
-  std::string take() {
-    data_.resize(used_);
-    used_ = 0;
-    return std::move(data_);
-  }
+  std::string take() { return store_.take(); }
 
  private:
-  std::string data_;
-  std::size_t used_ = 0;
+  ByteStore store_;
 };
 
 /// Longest line `stream_lines` delivers whole; a longer one arrives in pieces of this size.

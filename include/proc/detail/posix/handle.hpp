@@ -2,7 +2,8 @@
 // Descriptors and the blocking I/O on them.
 //
 // Calls: pipe2 (pipe + fcntl where the C library has no pipe2), open, fcntl(F_DUPFD_CLOEXEC,
-// F_SETFL, F_SETPIPE_SZ), read, write, close, pthread_sigmask, sigpending, sigtimedwait.
+// F_SETFL, F_SETPIPE_SZ), read, write, close, pthread_sigmask, sigpending, sigtimedwait;
+// on Linux mmap, mremap, munmap for the page regions that big captures grow in.
 //
 // Invariants: every descriptor created here is close-on-exec from birth (O_CLOEXEC,
 // F_DUPFD_CLOEXEC), so a child spawned at the same moment by another thread never inherits it.
@@ -15,6 +16,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#if defined(PROC_LINUX)
+#  include <sys/mman.h>
+#endif
+
 #include <cerrno>
 #include <cstddef>
 #include <ctime>
@@ -22,6 +27,7 @@
 #include <string>
 #include <system_error>
 
+#include "proc/config.hpp"
 #include "proc/detail/posix/syscall.hpp"
 
 namespace proc::detail {
@@ -209,5 +215,42 @@ inline void write_all(native_handle h, const char* data, std::size_t n) {
     n -= static_cast<std::size_t>(r);
   }
 }
+
+#if defined(PROC_LINUX)
+// Page regions: anonymous memory that grows without copying (mremap moves the page tables, not
+// the bytes) and whose whole pages can be moved into other memory of this process. A big
+// capture grows in one and its pages are then moved into the result string (detail/buffer.hpp),
+// so every byte is written once and no page is touched twice, as a realloc'd buffer would be.
+#  define PROC_HAVE_PAGE_REGION 1
+
+inline std::size_t page_size() noexcept {
+  static const std::size_t size = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  return size;
+}
+
+/// A new region of `bytes` (a multiple of the page size), or nullptr.
+inline char* region_map(std::size_t bytes) noexcept {
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? nullptr : static_cast<char*>(p);
+}
+
+/// The region grown to `bytes`, possibly at a new address (its pages move along), or nullptr
+/// (the old region is left as it was).
+inline char* region_grow(char* p, std::size_t old_bytes, std::size_t bytes) noexcept {
+  void* q = ::mremap(p, old_bytes, bytes, MREMAP_MAYMOVE);
+  return q == MAP_FAILED ? nullptr : static_cast<char*>(q);
+}
+
+inline void region_unmap(char* p, std::size_t bytes) noexcept {
+  if (p) ::munmap(p, bytes);
+}
+
+/// Moves the whole pages [from, from + bytes) to `to` (both page-aligned), replacing what was
+/// mapped there; [from, from + bytes) is unmapped afterwards. False when the kernel refused
+/// (nothing moved).
+inline bool region_move_pages(char* from, std::size_t bytes, char* to) noexcept {
+  return ::mremap(from, bytes, bytes, MREMAP_MAYMOVE | MREMAP_FIXED, to) != MAP_FAILED;
+}
+#endif
 
 }  // namespace proc::detail
