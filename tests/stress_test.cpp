@@ -155,6 +155,59 @@ TEST_CASE("stress: 16 threads x 200 spawns with pipes and communicate") {
   CHECK_FALSE(test::has_children());
 }
 
+TEST_CASE("stress: kill, terminate and poll from other threads while one waits or communicates") {
+  const int pairs = 8;
+  const int rounds = scaled(40);
+  const int fds = test::open_fd_count();
+  Failures failures;
+  std::vector<std::thread> pool;
+  for (int t = 0; t < pairs; ++t) {
+    pool.emplace_back([&, t] {
+      for (int i = 0; i < rounds; ++i) {
+        try {
+          proc::Popen p(cmd({"outln", "ready", "sleep", "30000"}),
+                        {.in = proc::pipe, .out = proc::pipe, .on_destroy = proc::OnDestroy::kill});
+          const int sig = (i + t) % 2 ? SIGKILL : SIGTERM;
+          std::thread signaller([&] {
+            for (int k = 0; k < (i % 5); ++k) {
+              if (p.poll() || p.returncode()) failures.add("a sleeping child reported a status");
+              std::this_thread::yield();
+            }
+            p.send_signal(sig);
+            p.send_signal(sig);  // harmless twice, and after the exit
+            (void)p.poll();
+          });
+          int rc;
+          switch (i % 3) {
+            case 0:
+              rc = p.wait();
+              break;
+            case 1:
+              rc = p.wait_for(60s).value_or(-1000);
+              break;
+            default: {
+              auto [out, err] = p.communicate({}, 60s);
+              if (out != "ready\n" && !out.empty()) failures.add("communicate lost the output");
+              rc = p.wait();
+            }
+          }
+          signaller.join();
+          if (rc != -sig) failures.add("waited status " + std::to_string(rc));
+          p.kill();  // on an exited, reaped child: nothing happens
+          if (p.returncode() != -sig) failures.add("returncode changed after the wait");
+        } catch (const std::exception& e) {
+          failures.add(e.what());
+        }
+      }
+    });
+  }
+  for (auto& th : pool) th.join();
+  INFO("first failure: " << failures.first);
+  CHECK(failures.count.load() == 0);
+  CHECK(test::open_fd_count() == fds);
+  CHECK_FALSE(test::has_children());
+}
+
 TEST_CASE("stress: spawning at RLIMIT_NOFILE exhaustion is a clear error, then full recovery") {
   const int baseline = test::open_fd_count();
   rlimit old{};
