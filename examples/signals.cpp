@@ -1,12 +1,20 @@
 // Signals and process groups: terminate, kill and stop a child; signal a whole process group
 // so that grandchildren go too; read how a child ended with proc::ExitStatus.
 #include <fmt/core.h>
-#include <signal.h>  // SIGUSR1, SIGINT: signal numbers are POSIX
 
-#include <chrono>
-#include <optional>
 #include <proc/proc.hpp>
-#include <string>
+
+#if defined(_WIN32)
+int main() {
+  fmt::print("Windows has no signals: terminate() and kill() both end a child with exit 1.\n");
+  return 0;
+}
+#else
+#  include <signal.h>  // SIGUSR1, SIGKILL, SIGINT
+
+#  include <chrono>
+#  include <optional>
+#  include <string>
 
 using namespace std::chrono_literals;
 
@@ -71,3 +79,4 @@ int main() {
   // [status]
   return 0;
 }
+#endif
