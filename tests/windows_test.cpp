@@ -99,6 +99,17 @@ TEST_CASE("windows: each quoting case alone, and the raw command line") {
   CHECK(line.substr(line.size() - 6) == "a b\nc\\");
 }
 
+TEST_CASE("windows: a command line over 32767 characters is a SpawnError, not cut short") {
+  CHECK(proc::check_output(cmd({"out", std::string(32000, 'q')})).size() == 32000);
+  try {
+    proc::run(cmd({"out", std::string(40000, 'q')}));
+    FAIL("no SpawnError");
+  } catch (const proc::SpawnError& e) {
+    CHECK(e.code().value() == ERROR_FILENAME_EXCED_RANGE);
+    CHECK(std::string(e.what()).find("32767") != std::string::npos);
+  }
+}
+
 TEST_CASE("windows: argv[0] is kept, and one containing a quote is refused") {
   auto r = proc::run({"any name", "argv0"}, {.out = proc::pipe, .executable = test::child});
   CHECK(r.out == "any name\n");

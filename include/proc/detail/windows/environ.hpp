@@ -70,7 +70,7 @@ inline std::optional<std::wstring> own_environment_variable(const wchar_t* name)
 }
 
 /// A child's environment, ready for CreateProcessW.
-struct EnvironmentBlock {
+struct NativeEnvironment {
   std::wstring block;                // "A=1\0B=2\0\0"
   std::optional<std::wstring> path;  // PATH, found case-insensitively
   std::optional<std::wstring> pathext;
@@ -78,7 +78,7 @@ struct EnvironmentBlock {
 
 /// Builds the block from "NAME=value" entries (UTF-8). Throws std::invalid_argument for two
 /// names that differ only in case, or for text that is not UTF-8.
-inline EnvironmentBlock make_environment_block(const std::vector<std::string>& entries) {
+inline NativeEnvironment make_native_environment(const std::vector<std::string>& entries) {
   struct Entry {
     std::wstring text;
     std::size_t name_len;
@@ -97,7 +97,7 @@ inline EnvironmentBlock make_environment_block(const std::vector<std::string>& e
   std::stable_sort(wide.begin(), wide.end(), [&](const Entry& a, const Entry& b) {
     return compare_names(name_of(a), name_of(b)) < 0;
   });
-  EnvironmentBlock out;
+  NativeEnvironment out;
   for (std::size_t i = 0; i < wide.size(); ++i) {
     if (i > 0 && compare_names(name_of(wide[i - 1]), name_of(wide[i])) == 0)
       throw std::invalid_argument("proc: the environment sets both '" + wide[i - 1].utf8_name +

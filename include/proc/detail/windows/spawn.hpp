@@ -248,6 +248,9 @@ inline void check_cwd(const SpawnRequest& rq, const std::wstring& cwd) {
 // ---------------------------------------------------------------------------------------------
 // Spawning.
 
+/// CreateProcessW's limit on lpCommandLine, terminator included.
+inline constexpr std::size_t max_command_line = 32767;
+
 /// Held while inheritable duplicates exist (see the invariants above).
 inline std::mutex& spawn_mutex() {
   static std::mutex m;
@@ -330,10 +333,10 @@ inline SpawnResult spawn(const SpawnRequest& rq) {
         "proc: with shell = true, Windows takes the one command string only (cmd.exe has no "
         "positional parameters); put the arguments into the command");
 
-  std::optional<EnvironmentBlock> env;
+  std::optional<NativeEnvironment> env;
   std::optional<std::wstring> path, pathext;
   if (rq.env) {
-    env = make_environment_block(*rq.env);
+    env = make_native_environment(*rq.env);
     path = env->path;
     pathext = env->pathext;
   } else {
@@ -359,6 +362,14 @@ inline SpawnResult spawn(const SpawnRequest& rq) {
     line = program_command_line(rq.argv);
   }
   std::wstring command_line = to_wide(line, "an argument");
+  // CreateProcessW takes at most 32767 characters with the terminator (Windows fails with
+  // ERROR_FILENAME_EXCED_RANGE; Wine silently cuts the line): say so before trying.
+  if (command_line.size() >= max_command_line)
+    throw SpawnFailure{ERROR_FILENAME_EXCED_RANGE, rq.program,
+                       "proc: cannot run '" + rq.program + "': the command line is " +
+                           std::to_string(command_line.size()) +
+                           " UTF-16 characters long; Windows allows " +
+                           std::to_string(max_command_line) + " with the terminating NUL"};
 
   const bool group = rq.start_new_session || rq.process_group.has_value();
   DWORD flags = CREATE_UNICODE_ENVIRONMENT | EXTENDED_STARTUPINFO_PRESENT | CREATE_SUSPENDED |
