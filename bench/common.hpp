@@ -102,6 +102,14 @@ struct Variant {
   std::vector<double> samples;  // seconds per operation, one per round
 };
 
+/// Keeps only the variants whose name contains --only=TEXT (for profiling one of them).
+inline void filter(std::vector<Variant>& vs, int argc, char** argv) {
+  std::string only = arg_str(argc, argv, "only", "");
+  if (only.empty()) return;
+  std::erase_if(vs, [&](const Variant& v) { return v.name.find(only) == std::string::npos; });
+  if (vs.empty()) std::exit(2);
+}
+
 /// Runs `rounds` rounds over the variants, rotating their order each round.
 inline void run_rounds(std::vector<Variant>& vs, int rounds) {
   for (auto& v : vs) v.op();  // warm-up (page cache, lazy binding, first allocations)
