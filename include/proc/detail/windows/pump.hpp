@@ -61,16 +61,18 @@ struct PumpState {
   }
 };
 
+// A thread procedure must be WINAPI (__stdcall on 32-bit x86), which a lambda cannot promise.
+template <class T>
+DWORD WINAPI worker_main(void* self) {
+  static_cast<T*>(self)->run();
+  return 0;
+}
+
 /// Starts `T::run()` of `self` on a new thread with a small stack.
 template <class T>
 HANDLE start_worker(T* self) {
-  HANDLE t = ::CreateThread(
-      nullptr, 64 * 1024,
-      [](void* p) -> DWORD {
-        static_cast<T*>(p)->run();
-        return 0;
-      },
-      self, STACK_SIZE_PARAM_IS_A_RESERVATION, nullptr);
+  HANDLE t = ::CreateThread(nullptr, 256 * 1024, &worker_main<T>, self,
+                            STACK_SIZE_PARAM_IS_A_RESERVATION, nullptr);
   if (!t) throw_last_error("proc: CreateThread");
   return t;
 }
