@@ -10,8 +10,9 @@
 //   them); a child that inherits the whole environment still gets them.
 // - A block handed to CreateProcessW is sorted by name case-insensitively (ordinal, upper-case
 //   comparison, as Windows documents) and has no two names that differ only in case: Windows
-//   names are case-insensitive, so such a pair is std::invalid_argument rather than a silent
-//   choice of one value.
+//   names are case-insensitive, so such a pair with different values is std::invalid_argument
+//   rather than a silent choice — unless it is plainly "this process's value, changed" (see
+//   make_native_environment).
 
 #include <algorithm>
 #include <cwchar>
@@ -76,39 +77,60 @@ struct NativeEnvironment {
   std::optional<std::wstring> pathext;
 };
 
-/// Builds the block from "NAME=value" entries (UTF-8). Throws std::invalid_argument for two
-/// names that differ only in case, or for text that is not UTF-8.
+/// Builds the block from "NAME=value" entries (UTF-8). Throws std::invalid_argument for text
+/// that is not UTF-8, and for names that differ only in case and carry different values —
+/// except in the common case of a copy of this process's environment with one variable changed
+/// under another spelling (Environment::current() holds "Path", env_update sets "PATH"): when
+/// all but one value equal this process's own value of the variable, that one value wins.
 inline NativeEnvironment make_native_environment(const std::vector<std::string>& entries) {
   struct Entry {
     std::wstring text;
     std::size_t name_len;
     std::string utf8_name;
+    std::wstring_view name() const { return std::wstring_view(text).substr(0, name_len); }
+    std::wstring_view value() const { return std::wstring_view(text).substr(name_len + 1); }
   };
   std::vector<Entry> wide;
   wide.reserve(entries.size());
   for (const auto& e : entries) {
-    auto eq = e.find('=');
-    std::string name = e.substr(0, eq);
+    std::string name = e.substr(0, e.find('='));
     std::wstring w = to_wide(e, "an environment entry");
     std::size_t name_len = to_wide(name, "an environment variable name").size();
     wide.push_back({std::move(w), name_len, std::move(name)});
   }
-  auto name_of = [](const Entry& e) { return std::wstring_view(e.text).substr(0, e.name_len); };
-  std::stable_sort(wide.begin(), wide.end(), [&](const Entry& a, const Entry& b) {
-    return compare_names(name_of(a), name_of(b)) < 0;
+  std::stable_sort(wide.begin(), wide.end(), [](const Entry& a, const Entry& b) {
+    return compare_names(a.name(), b.name()) < 0;
   });
   NativeEnvironment out;
-  for (std::size_t i = 0; i < wide.size(); ++i) {
-    if (i > 0 && compare_names(name_of(wide[i - 1]), name_of(wide[i])) == 0)
-      throw std::invalid_argument("proc: the environment sets both '" + wide[i - 1].utf8_name +
-                                  "' and '" + wide[i].utf8_name +
-                                  "'; Windows variable names are case-insensitive");
-    auto name = name_of(wide[i]);
-    auto value = std::wstring_view(wide[i].text).substr(wide[i].name_len + 1);
-    if (compare_names(name, L"PATH") == 0) out.path = std::wstring(value);
-    if (compare_names(name, L"PATHEXT") == 0) out.pathext = std::wstring(value);
-    out.block += wide[i].text;
+  for (std::size_t i = 0; i < wide.size();) {
+    std::size_t j = i + 1;
+    while (j < wide.size() && compare_names(wide[i].name(), wide[j].name()) == 0) ++j;
+    const Entry* keep = &wide[i];
+    if (j - i > 1) {
+      // Spellings of one variable: the values that are not this process's own value.
+      auto own = own_environment_variable(std::wstring(wide[i].name()).c_str());
+      const Entry* changed = nullptr;
+      bool ambiguous = false;
+      for (std::size_t k = i; k < j; ++k) {
+        if (own && wide[k].value() == *own) continue;
+        if (changed && changed->value() != wide[k].value()) ambiguous = true;
+        changed = &wide[k];
+      }
+      bool all_same = std::all_of(wide.begin() + static_cast<std::ptrdiff_t>(i),
+                                  wide.begin() + static_cast<std::ptrdiff_t>(j),
+                                  [&](const Entry& e) { return e.value() == wide[i].value(); });
+      if (!all_same && (ambiguous || !changed || !own))
+        throw std::invalid_argument("proc: the environment sets both '" + wide[i].utf8_name +
+                                    "' and '" + wide[i + 1].utf8_name +
+                                    "' to different values; Windows variable names are "
+                                    "case-insensitive, so the child could get only one");
+      if (!all_same) keep = changed;
+    }
+    if (compare_names(keep->name(), L"PATH") == 0) out.path = std::wstring(keep->value());
+    if (compare_names(keep->name(), L"PATHEXT") == 0) out.pathext = std::wstring(keep->value());
+    out.block += keep->text;
     out.block += L'\0';
+    i = j;
   }
   if (wide.empty()) out.block += L'\0';  // an empty block is two NULs
   out.block += L'\0';
