@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # How much compile time `#include <proc/proc.hpp>` adds to a translation unit.
 #
-# Compiles three TUs with `$CXX -std=c++20 -O0 -c`, each $RUNS times, and reports the median:
+# Compiles three TUs with `$CXX -std=c++20 -O0 -c`, each $RUNS times, and reports the median
+# CPU time (user + system) of the compiler:
 #   empty       an empty file (the compiler's own start-up cost)
 #   baseline    #include <string> and <vector> (what almost every TU has anyway)
 #   proc        #include <proc/proc.hpp>
@@ -20,26 +21,26 @@ runs="${RUNS:-5}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-# compile_median NAME SOURCE-TEXT: prints the median wall time in seconds of compiling it.
+# compile_median NAME SOURCE-TEXT: prints the median CPU time (user + system, in seconds) of
+# compiling it. CPU time rather than wall time, so that other work on a shared machine
+# disturbs the figure as little as possible.
 compile_median() {
-  local src="$work/$1.cpp" times=() start end
+  local src="$work/$1.cpp" times=() t
   printf '%b\n' "$2" >"$src"
   for ((i = 0; i < runs; i++)); do
-    start=$(date +%s%N)
     # shellcheck disable=SC2086
-    if ! "$cxx" -std=c++20 -O0 ${CXXFLAGS:-} -I"$include" -c "$src" -o "$work/$1.o" \
-      2>"$work/$1.err"; then
+    if ! t=$( { TIMEFORMAT='%3U %3S'; time "$cxx" -std=c++20 -O0 ${CXXFLAGS:-} -I"$include" \
+      -c "$src" -o "$work/$1.o" 2>"$work/$1.err"; } 2>&1); then
       echo "error"  # does not compile on its own: the caller shows it
       return
     fi
-    end=$(date +%s%N)
-    times+=($((end - start)))
+    times+=("$(awk '{ printf "%d", ($1 + $2) * 1000 }' <<<"$t")")
   done
   printf '%s\n' "${times[@]}" | sort -n | awk -v n="$runs" '{ t[NR] = $1 }
-    END { m = (n % 2) ? t[(n + 1) / 2] : (t[n / 2] + t[n / 2 + 1]) / 2; printf "%.3f\n", m / 1e9 }'
+    END { m = (n % 2) ? t[(n + 1) / 2] : (t[n / 2] + t[n / 2 + 1]) / 2; printf "%.3f\n", m / 1e3 }'
 }
 
-echo "compiler: $("$cxx" --version | head -1); -std=c++20 -O0 -c; median of $runs;" \
+echo "compiler: $("$cxx" --version | head -1); -std=c++20 -O0 -c; median CPU time of $runs;" \
   "load average $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')"
 empty=$(compile_median empty "")
 baseline=$(compile_median baseline "#include <string>\n#include <vector>")
