@@ -16,6 +16,8 @@
 // - Exec and chdir failures are reported as an errno in the parent: posix_spawn returns it
 //   (glibc >= 2.24); the clone/fork child writes {stage, errno} to a close-on-exec pipe that
 //   the parent reads after the child has exec'd (EOF) or died.
+// - The clone child runs on a stack kept per thread (the thread is suspended while its child
+//   uses it), so a spawn maps and faults in no new stack memory.
 // - The PATH search happens in the parent, over the child's PATH (after env and env_update),
 //   falling back to confstr(_CS_PATH), so the message can name the directories searched.
 
@@ -548,19 +550,41 @@ inline SpawnResult spawn_posix_spawn(const SpawnRequest& rq, const std::string& 
 // clone() with CLONE_VM|CLONE_VFORK: the child borrows the parent's memory (nothing is copied,
 // so the cost does not grow with the parent's size) and the parent sleeps until the child has
 // exec'd or exited. The child runs child_main on a stack of its own.
-inline pid_t clone_vfork(ChildArgs& args) {
-  constexpr std::size_t stack_size = 64 * 1024;
-  void* stack = ::mmap(nullptr, stack_size, PROT_READ | PROT_WRITE,
+// The child's stack, one per thread, mapped on the thread's first clone and unmapped when the
+// thread ends. Reusing it is safe: the thread is suspended for as long as its child runs on it.
+class ChildStack {
+ public:
+  static constexpr std::size_t size = 64 * 1024;
+  ChildStack() = default;
+  ChildStack(const ChildStack&) = delete;
+  ChildStack& operator=(const ChildStack&) = delete;
+  ~ChildStack() {
+    if (base_) ::munmap(base_, size);
+  }
+  /// The top of the stack (it grows down).
+  char* top() {
+    if (!base_) {
+      void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-  if (stack == MAP_FAILED) throw_errno(errno, "proc: mmap (child stack)");
+      if (p == MAP_FAILED) throw_errno(errno, "proc: mmap (child stack)");
+      base_ = static_cast<char*>(p);
+    }
+    return base_ + size;
+  }
+
+ private:
+  char* base_ = nullptr;
+};
+
+inline pid_t clone_vfork(ChildArgs& args) {
+  thread_local ChildStack stack;
+  char* top = stack.top();
   int e = injected_error(Sys::fork);
   pid_t pid = -1;
   if (e == 0) {
-    pid = ::clone(&child_main, static_cast<char*>(stack) + stack_size,
-                  CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+    pid = ::clone(&child_main, top, CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
     if (pid < 0) e = errno;
   }
-  ::munmap(stack, stack_size);
   if (e) throw_errno(e, "proc: clone");
   return pid;
 }
@@ -628,7 +652,7 @@ inline SpawnResult spawn(const SpawnRequest& rq, SpawnPath forced = SpawnPath::p
   a.ids = (ids.set_uid || ids.set_gid || ids.set_groups) ? &ids : nullptr;
   a.pre_exec = rq.pre_exec;
   a.pdeathsig = rq.kill_on_parent_exit;
-  a.parent_pid = ::getpid();
+  a.parent_pid = rq.kill_on_parent_exit ? ::getpid() : 0;  // only the pdeathsig check needs it
   a.report_fd = report.write;
 
   // Block every signal while the child shares (or copies) our state, so that no handler of
