@@ -367,6 +367,17 @@ TEST_CASE("fault: short reads and writes lose nothing") {
     CHECK(q.out().read_all() == pattern(5000).substr(1));
     CHECK(q.wait() == 0);
   }
+  SECTION("three bytes at a time: stream_lines") {
+    proc::detail::fault_short_io = 3;
+    proc::Popen p(cmd({"lines-both", "300"}), {.out = proc::pipe, .err = proc::pipe});
+    int outs = 0, errs = 0;
+    bool in_order = true;
+    p.stream_lines([&](std::string_view l) { in_order &= l == "o" + std::to_string(++outs); },
+                   [&](std::string_view l) { in_order &= l == "e" + std::to_string(++errs); });
+    CHECK(outs == 300);
+    CHECK(errs == 300);
+    CHECK(in_order);
+  }
   SECTION("seven bytes at a time: communicate in both directions") {
     proc::detail::fault_short_io = 7;
     const std::string big = pattern(200003);
