@@ -318,6 +318,28 @@ TEST_CASE("windows: exit codes are returncodes") {
   }
 }
 
+TEST_CASE("windows: a child ended by an exception has a negative returncode, named in messages") {
+  proc::Popen p(cmd({"sleep", "30000"}));
+  HANDLE h = OpenProcess(PROCESS_TERMINATE, FALSE, static_cast<DWORD>(p.pid()));
+  REQUIRE(h != nullptr);
+  TerminateProcess(h, 0xC0000005u);  // as if it had crashed with an access violation
+  CloseHandle(h);
+  int rc = p.wait();
+  CHECK(rc == static_cast<int>(0xC0000005u));
+  CHECK(rc < 0);
+  CHECK(proc::detail::returncode_is_signal(rc));
+  CHECK_FALSE(proc::detail::returncode_is_signal(-1));  // exit(-1)
+  CHECK(proc::detail::signal_name(-rc) == "STATUS_ACCESS_VIOLATION (0xC0000005)");
+  CHECK(proc::detail::signal_name(1) == "exit code 0xFFFFFFFF");
+  proc::CompletedProcess done{p.args(), rc, "", ""};
+  try {
+    done.check_returncode();
+    FAIL("no CalledProcessError");
+  } catch (const proc::CalledProcessError& e) {
+    CHECK(std::string(e.what()).find("STATUS_ACCESS_VIOLATION (0xC0000005)") != std::string::npos);
+  }
+}
+
 TEST_CASE("windows: terminate() and kill() end the child with exit code 1") {
   proc::Popen p(cmd({"sleep", "30000"}));
   CHECK_FALSE(p.poll().has_value());

@@ -23,6 +23,15 @@ inline constexpr int sig_kill = 9;   // SIGKILL's usual number; TerminateProcess
 /// The exit code of a terminated child (terminate(), kill(), timeouts), as in Python.
 inline constexpr unsigned terminated_exit_code = 1;
 
+/// Whether a negative returncode means the child was ended by an exception — an NTSTATUS of
+/// error or warning severity, 0xCnnnnnnn or 0x8nnnnnnn (0xC0000005, 0x80000003) — rather than
+/// that it chose a negative exit code (`exit(-1)` gives 0xFFFFFFFF). For messages: "died with
+/// STATUS_..." or "returned non-zero exit status -1".
+inline constexpr bool returncode_is_signal(int returncode) noexcept {
+  const auto top = static_cast<unsigned>(returncode) & 0xF0000000u;
+  return top == 0xC0000000u || top == 0x80000000u;
+}
+
 /// A name for the negated returncode `sig` of a child: "STATUS_ACCESS_VIOLATION (0xC0000005)"
 /// for a known exception, else "exit code 0xC0000135"-style hex of the 32-bit exit code.
 inline std::string signal_name(int sig) {

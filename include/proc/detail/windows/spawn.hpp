@@ -132,9 +132,10 @@ inline bool has_directory(std::wstring_view p) noexcept {
   return p.find_first_of(L"\\/") != std::wstring_view::npos || (p.size() >= 2 && p[1] == L':');
 }
 
-inline bool is_absolute(std::wstring_view p) noexcept {
-  return (p.size() >= 3 && p[1] == L':' && is_separator(p[2])) ||
-         (p.size() >= 2 && is_separator(p[0]) && is_separator(p[1]));
+/// Whether `p` names a place relative to the current directory ("bin\\x", ".\\x"), not to a
+/// drive or a root ("C:\\x", "\\x", "\\\\server\\share\\x", "C:x").
+inline bool is_relative(std::wstring_view p) noexcept {
+  return !p.empty() && !is_separator(p[0]) && !(p.size() >= 2 && p[1] == L':');
 }
 
 /// The extension of the last path component (".exe"), or empty.
@@ -207,8 +208,7 @@ inline ResolvedProgram resolve_program(const std::string& program,
     throw SpawnFailure{ERROR_FILE_NOT_FOUND, program, "proc: cannot run '': empty program name"};
   if (has_directory(name)) {
     std::wstring base = name;
-    if (!cwd.empty() && !is_absolute(name) && !is_separator(name[0]) &&
-        !(name.size() >= 2 && name[1] == L':'))
+    if (!cwd.empty() && is_relative(name))
       base = cwd + (is_separator(cwd.back()) ? L"" : L"\\") + name;
     if (auto found = probe(base, true, exts)) return {*found, is_batch(*found)};
     throw SpawnFailure{ERROR_FILE_NOT_FOUND, program,
