@@ -54,27 +54,37 @@ class LineSink final : public Sink {
     constexpr std::size_t chunk = 64 * 1024;
     std::size_t used = rest_.size();
     if (rest_.capacity() - used < chunk) rest_.reserve(used + std::max(chunk, used / 2));
-    rest_.resize(rest_.capacity());
-    used_ = used;
+#if defined(PROC_HAVE_SET_SIZE_UNINIT)
+    room = rest_.capacity() - used;  // read() fills it; commit() sets the size
+#else
+    rest_.resize(rest_.capacity());  // zero-fills the room first
     room = rest_.size() - used;
+#endif
+    used_ = used;
     return rest_.data() + used;
   }
 
   void commit(std::size_t n) override {
     std::size_t end = used_ + n;
+    const char* data = rest_.data();
     std::size_t begin = 0, scan = used_;
-    while (const void* hit = std::memchr(rest_.data() + scan, '\n', end - scan)) {
-      std::size_t nl = static_cast<std::size_t>(static_cast<const char*>(hit) - rest_.data());
-      deliver(std::string_view(rest_.data() + begin, nl - begin));
+    while (const void* hit = std::memchr(data + scan, '\n', end - scan)) {
+      std::size_t nl = static_cast<std::size_t>(static_cast<const char*>(hit) - data);
+      deliver(std::string_view(data + begin, nl - begin));
       begin = scan = nl + 1;
     }
     // A line longer than the limit goes out in pieces rather than growing without bound.
     while (end - begin >= max_line_length) {
-      deliver(std::string_view(rest_.data() + begin, max_line_length));
+      deliver(std::string_view(data + begin, max_line_length));
       begin += max_line_length;
     }
-    rest_.erase(0, begin);
+    // Keep the unfinished tail at the front.
+    if (begin) std::memmove(rest_.data(), data + begin, end - begin);
+#if defined(PROC_HAVE_SET_SIZE_UNINIT)
+    set_size_uninit(rest_, end - begin);
+#else
     rest_.resize(end - begin);
+#endif
   }
 
   /// At end of stream: the last line, if it had no `\n`.
