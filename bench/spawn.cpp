@@ -14,6 +14,7 @@
 // path at 0 MiB in the same round.
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <proc/proc.hpp>
 
@@ -142,16 +143,27 @@ int main(int argc, char** argv) {
     }
 
   for (const auto& p : paths) p.op();  // warm-up
+  // The fork-based paths go last in each round, followed by a pause: after a fork of a big
+  // parent the kernel keeps freeing the copied page tables for a while, which would otherwise
+  // slow down whichever variant came next.
+  std::vector<std::size_t> order, forks;
+  for (std::size_t i = 0; i < std::size(paths); ++i)
+    (paths[i].fork_like ? forks : order).push_back(i);
   for (int r = 0; r < rounds; ++r) {
     for (std::size_t s = 0; s < sizes.size(); ++s) {
       mem.set(sizes[s]);
       auto& vs = per_size[s];
-      for (std::size_t k = 0; k < vs.size(); ++k) {
-        auto& v = vs[(k + static_cast<std::size_t>(r)) % vs.size()];
+      std::vector<std::size_t> seq;
+      for (std::size_t k = 0; k < order.size(); ++k)
+        seq.push_back(order[(k + static_cast<std::size_t>(r)) % order.size()]);
+      seq.insert(seq.end(), forks.begin(), forks.end());
+      for (std::size_t i : seq) {
+        auto& v = vs[i];
         auto t0 = bench::Clock::now();
-        for (int i = 0; i < v.batch; ++i) v.op();
+        for (int k = 0; k < v.batch; ++k) v.op();
         v.samples.push_back(bench::seconds_since(t0) / v.batch);
       }
+      if (sizes[s]) ::usleep(300000);
     }
     mem.set(0);
   }
