@@ -28,6 +28,7 @@
 // - A child that was created but could not be set up (job, resume) is terminated, never left.
 
 #include <algorithm>
+#include <cstdint>
 #include <filesystem>
 #include <mutex>
 #include <optional>
@@ -257,6 +258,13 @@ inline std::mutex& spawn_mutex() {
   return m;
 }
 
+/// Whether `h` is one of the console pseudo handles of Windows 7 and earlier (low two bits set,
+/// a character device), which PROC_THREAD_ATTRIBUTE_HANDLE_LIST rejects. Real handles are
+/// multiples of 4. (Python's subprocess filters them the same way.)
+inline bool is_console_pseudo_handle(HANDLE h) noexcept {
+  return (reinterpret_cast<std::uintptr_t>(h) & 3) == 3 && ::GetFileType(h) == FILE_TYPE_CHAR;
+}
+
 /// A PROC_THREAD_ATTRIBUTE_LIST naming the handles a child may inherit.
 class HandleListAttribute {
  public:
@@ -382,6 +390,7 @@ inline SpawnResult spawn(const SpawnRequest& rq) {
     UniqueHandle dups[3];
     HANDLE child_std[3] = {nullptr, nullptr, nullptr};
     std::vector<HANDLE> inherited;
+    bool any_pseudo = false;
     for (int i = 0; i < 3; ++i) {
       if (i == 2 && rq.err_to_stdout) {
         child_std[2] = child_std[1];
@@ -397,10 +406,16 @@ inline SpawnResult spawn(const SpawnRequest& rq) {
                                " (DuplicateHandle of " + handle_to_string(src) + ")"};
       dups[i].reset(dup);
       child_std[i] = dup;
-      inherited.push_back(dup);
+      if (is_console_pseudo_handle(dup))
+        any_pseudo = true;
+      else
+        inherited.push_back(dup);
     }
     std::optional<HandleListAttribute> attribute;
     if (rq.close_fds && !inherited.empty()) attribute.emplace(inherited);
+    // Console pseudo handles (Windows 7) cannot be listed; when they are all the child gets,
+    // it inherits without a list (the lock still keeps other spawns' duplicates out).
+    const bool inherit_all = !rq.close_fds || (inherited.empty() && any_pseudo);
 
     STARTUPINFOEXW si{};
     si.StartupInfo.cb = sizeof si;
@@ -410,7 +425,7 @@ inline SpawnResult spawn(const SpawnRequest& rq) {
     si.StartupInfo.hStdError = child_std[2];
     si.lpAttributeList = attribute ? attribute->get() : nullptr;
     // close_fds = false: every inheritable handle of the process goes along (Python's meaning).
-    BOOL inherit = (!inherited.empty() || !rq.close_fds) ? TRUE : FALSE;
+    BOOL inherit = (!inherited.empty() || inherit_all) ? TRUE : FALSE;
     if (!::CreateProcessW(application.c_str(), command_line.data(), nullptr, nullptr, inherit,
                           flags, env ? env->block.data() : nullptr,
                           cwd.empty() ? nullptr : cwd.c_str(), &si.StartupInfo, &pi)) {
