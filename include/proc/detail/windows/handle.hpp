@@ -2,7 +2,7 @@
 // HANDLEs and the blocking I/O on them.
 //
 // Calls: CreatePipe, CreateFileW (files and NUL), ReadFile, WriteFile, GetFileType,
-// GetHandleInformation, CloseHandle, WaitForSingleObject.
+// GetHandleInformation, CloseHandle.
 //
 // Invariants:
 // - Every handle created here is NOT inheritable (no SECURITY_ATTRIBUTES with bInheritHandle),

@@ -6,7 +6,7 @@
 // UpdateProcThreadAttribute (PROC_THREAD_ATTRIBUTE_HANDLE_LIST), DeleteProcThreadAttributeList,
 // DuplicateHandle, GetStdHandle, CreateJobObjectW, SetInformationJobObject,
 // AssignProcessToJobObject, ResumeThread, TerminateProcess, GetFileAttributesW,
-// GetSystemDirectoryW, GetWindowsDirectoryW.
+// GetSystemDirectoryW, GetWindowsDirectoryW, GetFileType.
 //
 // Invariants:
 // - Only the child's three standard handles are inherited: they are inheritable *duplicates*
