@@ -284,4 +284,48 @@ TEST_CASE("bad input: a later pipeline stage that cannot start ends the earlier 
   CHECK(std::chrono::steady_clock::now() - start < 10s);
 }
 
+TEST_CASE("bad input: extreme timeouts: huge means no limit, zero and negative mean now") {
+  using std::chrono::hours;
+  using std::chrono::nanoseconds;
+  CHECK(proc::Duration(hours::max()).value == nanoseconds::max());
+  CHECK(proc::Duration(-hours::max()).value == nanoseconds::min());
+  CHECK(proc::Duration(std::chrono::duration<double>(1e300)).value == nanoseconds::max());
+  CHECK(proc::Duration(1.5s).value == 1500ms);
+  CHECK(proc::Duration(1ns).value == 1ns);
+
+  const int fds = test::open_fd_count();
+  for (proc::Duration forever : {proc::Duration(nanoseconds::max()), proc::Duration(hours::max()),
+                                 proc::Duration(hours(24 * 365 * 300))}) {
+    INFO("timeout " << forever.value.count() << " ns");
+    proc::Popen a(cmd({"sleep", "30", "exit", "5"}));
+    CHECK(a.wait_for(forever) == 5);
+    proc::Popen b(cmd({"sleep", "30", "exit", "6"}));
+    CHECK(b.wait(forever) == 6);
+    auto r =
+        proc::run(cmd({"sleep", "30", "outln", "done"}), {.out = proc::pipe, .timeout = forever});
+    CHECK(r.out == "done\n");
+    proc::Popen c(cmd({"cat"}), {.in = proc::pipe, .out = proc::pipe});
+    CHECK(c.communicate("x", forever).out == "x");
+    proc::Popen d(cmd({"lines", "3"}), {.out = proc::pipe});
+    int lines = 0;
+    CHECK(d.stream_lines([&](std::string_view) { ++lines; }, {}, forever) == 0);
+    CHECK(lines == 3);
+    auto pr = proc::run_pipeline({cmd({"lines", "3"}), cmd({"cat"})},
+                                 {.out = proc::pipe, .timeout = forever});
+    CHECK(pr.out == "1\n2\n3\n");
+  }
+
+  auto start = std::chrono::steady_clock::now();
+  for (proc::Duration now :
+       {proc::Duration(0s), proc::Duration(-1s), proc::Duration(nanoseconds::min())}) {
+    INFO("timeout " << now.value.count() << " ns");
+    proc::Popen e(cmd({"sleep", "30000"}), {.on_destroy = proc::OnDestroy::kill});
+    CHECK_FALSE(e.wait_for(now).has_value());
+    CHECK_THROWS_AS(proc::run(cmd({"sleep", "30000"}), {.timeout = now}), proc::TimeoutExpired);
+  }
+  CHECK(std::chrono::steady_clock::now() - start < 10s);
+  CHECK(test::open_fd_count() == fds);
+  CHECK_FALSE(test::has_children());
+}
+
 #endif  // !_WIN32

@@ -156,7 +156,7 @@ inline PipelineResult run_stages(const std::vector<std::vector<std::string>>& st
   st.out_sink = &out;
   st.err_sink = &err;
   auto deadline =
-      options.timeout ? std::optional(Clock::now() + options.timeout->value) : std::nullopt;
+      options.timeout ? std::optional(deadline_after(options.timeout->value)) : std::nullopt;
 
   auto close_all = [&] {
     for (auto* h : {&st.in, &st.out, &st.err}) {

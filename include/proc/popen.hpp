@@ -36,6 +36,15 @@ namespace detail {
 /// Tag for the run-style helpers: `input`, `check`, `timeout` are theirs to handle.
 struct RunTag {};
 
+/// Now plus `timeout`, saturating instead of overflowing: a timeout of `nanoseconds::max()`
+/// means "no limit" rather than "already expired", and a negative one means now.
+inline Clock::time_point deadline_after(std::chrono::nanoseconds timeout) {
+  auto now = Clock::now();
+  if (timeout <= std::chrono::nanoseconds::zero()) return now;
+  if (timeout > Clock::time_point::max() - now) return Clock::time_point::max();
+  return now + timeout;
+}
+
 inline bool has_nul(std::string_view s) { return s.find('\0') != std::string_view::npos; }
 
 /// `input` needs `in` left alone; `capture_output` needs `out` and `err` left alone.
@@ -172,7 +181,7 @@ class Popen {
   /// Waits up to `timeout`; the returncode, or `std::nullopt` if the child is still running.
   /// Wakes when the child exits (pidfd / kqueue / process handle), not on a polling tick.
   std::optional<int> wait_for(Duration timeout) {
-    return impl().proc->wait_until(detail::Clock::now() + timeout.value);
+    return impl().proc->wait_until(detail::deadline_after(timeout.value));
   }
 
   /// Writes `input` to stdin (then closes it) while reading stdout and stderr to the end, all
@@ -182,7 +191,7 @@ class Popen {
   /// running, and a later call continues where this one stopped and returns the *whole* output.
   CommunicateResult communicate(std::string_view input = {}, std::optional<Duration> timeout = {}) {
     Impl& s = impl();
-    auto deadline = timeout ? std::optional(detail::Clock::now() + timeout->value) : std::nullopt;
+    auto deadline = timeout ? std::optional(detail::deadline_after(timeout->value)) : std::nullopt;
     if (!s.communicating) {
       if (!input.empty() && !s.in.is_open())
         throw std::logic_error("proc::Popen::communicate: input given but stdin is not a pipe");
@@ -214,7 +223,7 @@ class Popen {
                    std::function<void(std::string_view)> on_err = {},
                    std::optional<Duration> timeout = {}) {
     Impl& s = impl();
-    auto deadline = timeout ? std::optional(detail::Clock::now() + timeout->value) : std::nullopt;
+    auto deadline = timeout ? std::optional(detail::deadline_after(timeout->value)) : std::nullopt;
     detail::LineSink out_lines(s.rest_out, std::move(on_out));
     detail::LineSink err_lines(s.rest_err, std::move(on_err));
     // Bytes that readline()/lines() read ahead come first.
@@ -264,7 +273,7 @@ class Popen {
     Impl& s = impl();
     signal_group(detail::sig_term);
     // Not reaped yet, so the group ID stays reserved for the SIGKILL to the stragglers.
-    s.proc->wait_exited(detail::Clock::now() + grace.value);
+    s.proc->wait_exited(detail::deadline_after(grace.value));
     signal_group(detail::sig_kill);
     return wait();
   }
