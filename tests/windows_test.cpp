@@ -371,6 +371,19 @@ TEST_CASE("windows: terminate() and kill() on an exited child are harmless") {
   CHECK_THROWS_AS(r.send_signal(2), std::invalid_argument);
 }
 
+TEST_CASE("windows: Win32 wait times from deadlines, the extreme ones included") {
+  using proc::detail::wait_millis;
+  auto now = proc::detail::Clock::now();
+  CHECK(wait_millis(std::nullopt) == INFINITE);
+  CHECK(wait_millis(proc::detail::Clock::time_point::min()) == 0);
+  CHECK(wait_millis(now - 1s) == 0);
+  CHECK(wait_millis(proc::detail::Clock::time_point::max()) == INFINITE - 1);  // not "forever"
+  auto ms = wait_millis(now + 1500ms);
+  CHECK(ms > 1000);
+  CHECK(ms <= 1500);
+  CHECK(wait_millis(now + 1ns) <= 1);  // rounded up, never a busy 0 before the deadline
+}
+
 TEST_CASE("windows: kill from another thread while one waits") {
   proc::Popen p(cmd({"sleep", "30000"}));
   std::thread killer([&] {

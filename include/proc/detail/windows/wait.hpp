@@ -41,8 +41,10 @@ using Clock = std::chrono::steady_clock;
 /// Milliseconds for a Win32 wait until `deadline` (rounded up; INFINITE for none).
 inline DWORD wait_millis(std::optional<Clock::time_point> deadline) {
   if (!deadline) return INFINITE;
-  auto left = *deadline - Clock::now();
-  if (left <= Clock::duration::zero()) return 0;
+  const auto now = Clock::now();
+  // Compared before subtracting: time_point::min() - now would overflow.
+  if (*deadline <= now) return 0;
+  const auto left = *deadline - now;
   auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
   return ms >= static_cast<long long>(INFINITE) ? INFINITE - 1 : static_cast<DWORD>(ms);
 }
