@@ -73,10 +73,10 @@ int main(int argc, char** argv) {
   std::vector<bench::Variant> vs = {
       {"raw 3x posix_spawn", raw_pipeline, 1, {}},
       {"proc run_pipeline", proc_run_pipeline, 1, {}},
-      {"proc operator| pipeline", proc_command_pipe, 1, {}},
+      {"proc Command operator-pipe", proc_command_pipe, 1, {}},
   };
   bench::run_rounds(vs, rounds);
   bench::report("pipeline seq " + n + ", grep 7, wc -l", vs, "raw 3x posix_spawn", 1e3, "ms",
-                {{"proc run_pipeline", "<=1.02"}, {"proc operator| pipeline", "<=1.02"}});
+                {{"proc run_pipeline", "<=1.02"}, {"proc Command operator-pipe", "<=1.02"}});
   return 0;
 }

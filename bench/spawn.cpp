@@ -149,20 +149,29 @@ int main(int argc, char** argv) {
   std::vector<std::size_t> order, forks;
   for (std::size_t i = 0; i < std::size(paths); ++i)
     (paths[i].fork_like ? forks : order).push_back(i);
+  // Within a round the vfork-like variants are interleaved operation by operation (each one
+  // timed on its own), and a round's sample is the median operation time: a burst of load from
+  // elsewhere on the machine then hits every variant alike and moves no median.
+  std::vector<std::vector<double>> times(std::size(paths));
   for (int r = 0; r < rounds; ++r) {
     for (std::size_t s = 0; s < sizes.size(); ++s) {
       mem.set(sizes[s]);
       auto& vs = per_size[s];
-      std::vector<std::size_t> seq;
-      for (std::size_t k = 0; k < order.size(); ++k)
-        seq.push_back(order[(k + static_cast<std::size_t>(r)) % order.size()]);
-      seq.insert(seq.end(), forks.begin(), forks.end());
-      for (std::size_t i : seq) {
-        auto& v = vs[i];
-        auto t0 = bench::Clock::now();
-        for (int k = 0; k < v.batch; ++k) v.op();
-        v.samples.push_back(bench::seconds_since(t0) / v.batch);
-      }
+      for (auto& t : times) t.clear();
+      for (int k = 0; k < batch; ++k)
+        for (std::size_t j = 0; j < order.size(); ++j) {
+          std::size_t i = order[(j + static_cast<std::size_t>(k + r)) % order.size()];
+          auto t0 = bench::Clock::now();
+          vs[i].op();
+          times[i].push_back(bench::seconds_since(t0));
+        }
+      for (std::size_t i : forks)
+        for (int k = 0; k < vs[i].batch; ++k) {
+          auto t0 = bench::Clock::now();
+          vs[i].op();
+          times[i].push_back(bench::seconds_since(t0));
+        }
+      for (std::size_t i = 0; i < vs.size(); ++i) vs[i].samples.push_back(bench::median(times[i]));
       if (sizes[s]) ::usleep(300000);
     }
     mem.set(0);
