@@ -44,7 +44,7 @@ else
   run capture "$bin/bench_capture" --rounds=5 --sizes=1,16,128,1024
   run lines "$bin/bench_lines" --rounds=7 --counts=100000,1000000,10000000
   run communicate "$bin/bench_communicate" --rounds=5 --mib=1024
-  run pipeline "$bin/bench_pipeline" --rounds=7 --n=10000000
+  run pipeline "$bin/bench_pipeline" --rounds=11 --n=10000000
   run wait_for "$bin/bench_wait_for" --samples=40
   run threads "$bin/bench_threads" --rounds=9 --spawns=300
   run many "$bin/bench_many" --rounds=3 --children=1000 --bytes=100000
@@ -54,7 +54,9 @@ fi
 {
   echo "machine: $(nproc) cores, $(uname -sr), $(ldd --version | head -1 | sed 's/.* //' | sed 's/^/glibc /'), $(g++ --version | head -1)"
   echo
-  cat "$out"/*.txt | grep '^RESULT|' | python3 -c '
+  for f in spawn capture lines communicate pipeline wait_for threads many python; do
+    cat "$out/$f.txt"
+  done | grep '^RESULT|' | python3 -c '
 import sys
 rows = [l.rstrip("\n").split("|")[1:] for l in sys.stdin]
 base = {(r[0], r[1]): float(r[2]) for r in rows}
