@@ -123,11 +123,13 @@ class ByteStore {
     str_.resize(used_);
     used_ = 0;
 #endif
+    // A small result should not keep the read room it grew (up to region_threshold) alive.
+    if (str_.capacity() > 2 * str_.size()) str_.shrink_to_fit();
     return std::exchange(str_, std::string());
   }
 
   /// Where a capture switches from growing a string to growing a page region.
-  static constexpr std::size_t region_threshold = std::size_t{256} << 10;
+  static constexpr std::size_t region_threshold = std::size_t{64} << 10;
 
  private:
 #if defined(PROC_HAVE_PAGE_REGION) && defined(PROC_HAVE_SET_SIZE_UNINIT)
