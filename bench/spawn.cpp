@@ -29,6 +29,19 @@ void raw_posix_spawn() {
   BENCH_CHECK(bench::raw_wait(bench::raw_spawn(noop.c_str(), noop_argv)) == 0);
 }
 
+// By name: bench_noop's directory is put last in PATH, so the search walks every entry.
+void raw_spawnp() {
+  char name[] = "bench_noop";
+  char* argv[] = {name, nullptr};
+  pid_t pid = -1;
+  BENCH_CHECK(::posix_spawnp(&pid, name, nullptr, nullptr, argv, environ) == 0);
+  BENCH_CHECK(bench::raw_wait(pid) == 0);
+}
+void proc_by_name() {
+  proc::Popen p({"bench_noop"});
+  BENCH_CHECK(p.wait() == 0);
+}
+
 void raw_vfork() {
   pid_t pid = ::vfork();
   if (pid == 0) {
@@ -105,6 +118,9 @@ int main(int argc, char** argv) {
   noop = bench::helper("bench_noop");
   noop_argv[0] = noop.data();
   noop_argv[1] = nullptr;
+  const char* path = std::getenv("PATH");
+  std::string new_path = std::string(path ? path : "/usr/bin:/bin") + ":" + bench::self_dir();
+  ::setenv("PATH", new_path.c_str(), 1);
   int rounds = static_cast<int>(bench::arg(argc, argv, "rounds", 7));
   int batch = static_cast<int>(bench::arg(argc, argv, "batch", 200));
   std::string sizes_arg = bench::arg_str(argc, argv, "sizes", "0,2048,8192");
@@ -126,9 +142,11 @@ int main(int argc, char** argv) {
       {"raw posix_spawn+waitpid", raw_posix_spawn, false},
       {"raw vfork+execve", raw_vfork, false},
       {"raw fork+execve", raw_fork, true},
+      {"raw posix_spawnp (PATH search)", raw_spawnp, false},
       {"raw posix_spawn+pipe", raw_pipe_capture, false},
       {"proc Popen+wait", proc_popen, false},
       {"proc run", proc_run, false},
+      {"proc Popen by name (PATH search)", proc_by_name, false},
       {"proc clone_vfork (.umask)", proc_umask, false},
       {"proc fork (.pre_exec)", proc_pre_exec, true},
       {"proc run .out=pipe", proc_capture, false},
@@ -194,6 +212,11 @@ int main(int argc, char** argv) {
       bench::emit("spawn+wait, one capture pipe", "proc run .out=pipe",
                   bench::median(v.samples) * 1e6, "us",
                   bench::paired_ratio(v.samples, base.samples), "raw posix_spawn+pipe", "<=1.10");
+      const auto& bp = bench::find(per_size[0], "raw posix_spawnp (PATH search)");
+      const auto& vp = bench::find(per_size[0], "proc Popen by name (PATH search)");
+      bench::emit("spawn+wait, program found through PATH", vp.name,
+                  bench::median(vp.samples) * 1e6, "us",
+                  bench::paired_ratio(vp.samples, bp.samples), bp.name, "");
     } else {
       std::printf("growth with the parent's size: %zu MiB vs 0 MiB, same path, same round\n",
                   sizes[s] >> 20);
