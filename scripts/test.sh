@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: the native build (g++) with tests, examples and package
 # tests; the same suite under AddressSanitizer+UBSan and under ThreadSanitizer; the clang build;
-# and the Windows back end cross-compiled with mingw-w64 and run under Wine.
+# the Windows back end cross-compiled with mingw-w64 and run under Wine; and a short run of each
+# fuzzer (tests/fuzz/run.sh, 20 s each).
 #
 #   scripts/test.sh            everything
-#   scripts/test.sh default    one or more presets by name (default clang asan tsan windows-mingw)
+#   scripts/test.sh default    one or more steps by name (default clang asan tsan windows-mingw fuzz)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,11 +15,17 @@ if [ ${#presets[@]} -eq 0 ]; then
   if [ -f cmake/mingw-w64.cmake ] && command -v x86_64-w64-mingw32-g++-posix >/dev/null && command -v wine >/dev/null; then
     presets+=(windows-mingw)
   fi
+  presets+=(fuzz)
 fi
 
 for preset in "${presets[@]}"; do
   echo "=== preset: $preset ==="
   start=$(date +%s)
+  if [ "$preset" = fuzz ]; then
+    tests/fuzz/run.sh
+    echo "=== fuzz: no findings in $(( $(date +%s) - start )) s ==="
+    continue
+  fi
   cmake --preset "$preset" >/dev/null
   cmake --build --preset "$preset"
   ctest --preset "$preset"

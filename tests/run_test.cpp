@@ -229,7 +229,11 @@ TEST_CASE("run: cwd, executable") {
 }
 
 TEST_CASE("run: env replaces the environment, env_update adds, overrides and removes") {
+#if defined(_WIN32)
+  _putenv_s("PROC_TEST_PARENT_VAR", "parent");
+#else
   ::setenv("PROC_TEST_PARENT_VAR", "parent", 1);
+#endif
   auto get = [](const char* name, const proc::Options& o) {
     proc::Options opts = o;
     opts.out = proc::pipe;

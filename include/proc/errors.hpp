@@ -27,7 +27,7 @@ namespace detail {
 
 /// "exit status 3" / "SIGKILL": how a returncode is spoken of in messages.
 inline std::string describe_returncode(int returncode) {
-  if (returncode < 0) return "died with " + signal_name(-returncode) + ".";
+  if (returncode_is_signal(returncode)) return "died with " + signal_name(-returncode) + ".";
   return "returned non-zero exit status " + std::to_string(returncode) + ".";
 }
 

@@ -47,13 +47,15 @@ class ExitStatus {
   /// The returncode it wraps.
   [[nodiscard]] constexpr int returncode() const noexcept { return returncode_; }
   /// True when the child exited by itself (returncode ≥ 0).
-  [[nodiscard]] constexpr bool exited() const noexcept { return returncode_ >= 0; }
+  [[nodiscard]] constexpr bool exited() const noexcept { return !signaled(); }
   /// The exit status when the child exited, else `std::nullopt`.
   [[nodiscard]] constexpr std::optional<int> code() const noexcept {
     return exited() ? std::optional<int>(returncode_) : std::nullopt;
   }
   /// True when a signal ended the child (returncode < 0; on Windows: a crash exit code).
-  [[nodiscard]] constexpr bool signaled() const noexcept { return returncode_ < 0; }
+  [[nodiscard]] constexpr bool signaled() const noexcept {
+    return detail::returncode_is_signal(returncode_);
+  }
   /// The number of the signal that ended the child, else `std::nullopt`.
   [[nodiscard]] constexpr std::optional<int> signal() const noexcept {
     return signaled() ? std::optional<int>(-returncode_) : std::nullopt;
@@ -104,7 +106,7 @@ inline std::string byte_count(std::size_t n) {
 // "0", "2", "-9 (killed by SIGKILL)": the number Python shows, explained when it is a signal.
 inline std::string returncode_text(int returncode) {
   std::string s = std::to_string(returncode);
-  if (returncode < 0) s += " (" + to_string(ExitStatus(returncode)) + ")";
+  if (detail::returncode_is_signal(returncode)) s += " (" + to_string(ExitStatus(returncode)) + ")";
   return s;
 }
 

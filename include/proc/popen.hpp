@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <initializer_list>
 #include <memory>
@@ -15,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "proc/detail/environment_block.hpp"
 #include "proc/detail/platform.hpp"
 #include "proc/detail/sink.hpp"
 #include "proc/environment.hpp"
@@ -46,6 +48,16 @@ inline Clock::time_point deadline_after(std::chrono::nanoseconds timeout) {
 }
 
 inline bool has_nul(std::string_view s) { return s.find('\0') != std::string_view::npos; }
+inline bool path_has_nul(const std::filesystem::path& p) {
+  return p.native().find(std::filesystem::path::value_type{}) !=
+         std::filesystem::path::string_type::npos;
+}
+
+/// A path as UTF-8 (`path::string()` would use the ANSI code page on Windows).
+inline std::string path_utf8(const std::filesystem::path& p) {
+  auto u = p.u8string();
+  return std::string(u.begin(), u.end());
+}
 
 /// `input` needs `in` left alone; `capture_output` needs `out` and `err` left alone.
 inline void check_stdio_conflicts(const Options& o) {
@@ -63,11 +75,11 @@ inline void validate(const std::vector<std::string>& args, const Options& o, boo
     if (has_nul(args[i]))
       throw std::invalid_argument("proc: NUL byte in argument " + std::to_string(i) + ": '" +
                                   printable(args[i]) + "'");
-  if (o.cwd && has_nul(o.cwd->string()))
-    throw std::invalid_argument("proc: NUL byte in cwd '" + printable(o.cwd->string()) + "'");
-  if (o.executable && has_nul(o.executable->string()))
+  if (o.cwd && path_has_nul(*o.cwd))
+    throw std::invalid_argument("proc: NUL byte in cwd '" + printable(path_utf8(*o.cwd)) + "'");
+  if (o.executable && path_has_nul(*o.executable))
     throw std::invalid_argument("proc: NUL byte in executable '" +
-                                printable(o.executable->string()) + "'");
+                                printable(path_utf8(*o.executable)) + "'");
   if (o.in.kind() == Redirect::Kind::to_stdout)
     throw std::invalid_argument("proc: to_stdout is only for err, not for in");
   if (o.out.kind() == Redirect::Kind::to_stdout)
@@ -87,9 +99,9 @@ inline void validate(const std::vector<std::string>& args, const Options& o, boo
   for (int i = 0; i < 3; ++i) {
     const Redirect& r = *slots[i];
     if ((r.kind() == Redirect::Kind::file || r.kind() == Redirect::Kind::append) &&
-        has_nul(r.path().string()))
+        path_has_nul(r.path()))
       throw std::invalid_argument(std::string("proc: NUL byte in the ") + names[i] +
-                                  " file path '" + printable(r.path().string()) + "'");
+                                  " file path '" + printable(path_utf8(r.path())) + "'");
     if (r.kind() == Redirect::Kind::fd && !handle_is_valid(r.handle()))
       throw std::invalid_argument(std::string("proc: ") + names[i] + " = proc::fd(" +
                                   handle_to_string(r.handle()) + "): not an open descriptor");
@@ -414,20 +426,10 @@ inline void Popen::start(std::vector<std::string> args, const Options& o, bool f
   } else {
     rq.argv = args;
   }
-  rq.program = o.executable ? o.executable->string() : rq.argv[0];
-  if (o.env || !o.env_update.empty()) {
-    Environment env = o.env ? *o.env : Environment::current();
-    for (const auto& [name, value] : o.env_update) {
-      if (value)
-        env.set(name, *value);
-      else
-        env.erase(name);
-    }
-    std::vector<std::string> entries;
-    entries.reserve(env.size());
-    for (const auto& [name, value] : env) entries.push_back(name + "=" + value);
-    rq.env = std::move(entries);
-    rq.env_path = env.get("PATH");
+  rq.program = o.executable ? detail::path_utf8(*o.executable) : rq.argv[0];
+  if (auto block = detail::build_environment_block(o.env, o.env_update)) {
+    rq.env = std::move(block->entries);
+    rq.env_path = std::move(block->path);
   }
   rq.cwd = o.cwd;
   rq.close_fds = o.close_fds;

@@ -10,6 +10,9 @@ namespace proc::detail {
 inline constexpr int sig_term = SIGTERM;
 inline constexpr int sig_kill = SIGKILL;
 
+/// Whether a returncode means a signal ended the child (−N). Windows has its own rule.
+inline constexpr bool returncode_is_signal(int returncode) noexcept { return returncode < 0; }
+
 /// "SIGKILL" for 9; "signal 77" for a number without a usual name.
 inline std::string signal_name(int sig) {
   switch (sig) {
