@@ -57,3 +57,23 @@ TEST_CASE("environment: a child sees exactly the environment given") {
   CHECK(out.find("ONLY=this") != std::string::npos);
 #endif
 }
+
+#if defined(_WIN32)
+TEST_CASE("environment: names are case-insensitive on Windows") {
+  proc::Environment env{{"Path", "a"}};
+  env.set("PATH", "b");
+  CHECK(env.size() == 1);
+  CHECK(env.get("path") == "b");
+  CHECK(env.begin()->first == "Path");  // the first spelling is kept
+  env.erase("PATH");
+  CHECK(env.size() == 0);
+}
+#else
+TEST_CASE("environment: names are case-sensitive on POSIX") {
+  proc::Environment env{{"Path", "a"}};
+  env.set("PATH", "b");
+  CHECK(env.size() == 2);
+  CHECK(env.get("Path") == "a");
+  CHECK(env.get("PATH") == "b");
+}
+#endif

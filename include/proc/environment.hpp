@@ -25,14 +25,15 @@ inline std::string printable(std::string_view s) {
 
 }  // namespace detail
 
-/// A set of environment variables, kept sorted by name.
+/// A set of environment variables, kept sorted by name. On Windows names are case-insensitive,
+/// as Windows treats them: `set("PATH", v)` replaces an existing `Path` (keeping its spelling).
 ///
 /// Names that are empty or contain `=`, and any NUL byte in a name or value, are
-/// `std::invalid_argument` (the message names the offending entry). On Windows names are
-/// compared case-insensitively when the block is built for `CreateProcessW`.
+/// `std::invalid_argument` (the message names the offending entry).
 class Environment {
  public:
-  using map_type = std::map<std::string, std::string, std::less<>>;
+  /// Ordered by name; names compare case-sensitively on POSIX, ignoring case on Windows.
+  using map_type = std::map<std::string, std::string, detail::EnvNameLess>;
   using const_iterator = map_type::const_iterator;
 
   /// An empty environment.

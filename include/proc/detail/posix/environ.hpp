@@ -2,6 +2,7 @@
 // Reading this process's environment (the `environ` array).
 
 #include <cstring>
+#include <functional>
 #include <string_view>
 
 #if defined(PROC_APPLE)
@@ -15,6 +16,9 @@ extern char** environ;
 }
 
 namespace proc::detail {
+
+/// How environment names are ordered and compared: byte-wise, case-sensitive (POSIX).
+using EnvNameLess = std::less<>;
 
 /// This process's environment block (not a copy).
 inline char** process_environ() noexcept {

@@ -26,6 +26,18 @@
 
 namespace proc::detail {
 
+/// How environment names are ordered and compared: ignoring ASCII case, as Windows treats them
+/// (so `set("PATH", ...)` replaces `Path`). Transparent, for lookups by string_view.
+struct EnvNameLess {
+  using is_transparent = void;
+  static char upper(char c) noexcept { return c >= 'a' && c <= 'z' ? char(c - 'a' + 'A') : c; }
+  bool operator()(std::string_view a, std::string_view b) const noexcept {
+    return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
+      return static_cast<unsigned char>(upper(x)) < static_cast<unsigned char>(upper(y));
+    });
+  }
+};
+
 /// Calls `f(name, value)` (UTF-8) for each entry of this process's environment.
 template <class F>
 void for_each_environment_entry(F&& f) {
