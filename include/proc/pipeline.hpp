@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "proc/detail/platform.hpp"
-#include "proc/detail/sink.hpp"
+#include "proc/detail/capture.hpp"
 #include "proc/errors.hpp"
 #include "proc/options.hpp"
 #include "proc/popen.hpp"

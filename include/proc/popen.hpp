@@ -18,7 +18,7 @@
 
 #include "proc/detail/environment_block.hpp"
 #include "proc/detail/platform.hpp"
-#include "proc/detail/sink.hpp"
+#include "proc/detail/capture.hpp"
 #include "proc/environment.hpp"
 #include "proc/errors.hpp"
 #include "proc/options.hpp"

@@ -1,16 +1,9 @@
 #pragma once
 // Where a back end's pump() puts what it reads: straight into the caller's storage, without a
-// copy through a scratch buffer.
+// copy through a scratch buffer. The interface alone (the back ends include it); the sinks the
+// public layer uses are in capture.hpp.
 
-#include <algorithm>
 #include <cstddef>
-#include <cstring>
-#include <functional>
-#include <string>
-#include <string_view>
-#include <utility>
-
-#include "proc/detail/buffer.hpp"
 
 namespace proc::detail {
 
@@ -21,85 +14,6 @@ class Sink {
   virtual char* prepare(std::size_t& room) = 0;
   /// `n` bytes were read into the room last prepared (`n` may be 0).
   virtual void commit(std::size_t n) = 0;
-};
-
-/// Captured output (see ByteStore: read straight into storage that becomes the result string).
-class CaptureBuffer final : public Sink {
- public:
-  char* prepare(std::size_t& room) override { return store_.prepare(std::size_t{64} << 10, room); }
-  void commit(std::size_t n) override { store_.commit(n); }
-
-  void append(std::string_view s) { store_.append(s); }
-  [[nodiscard]] std::size_t size() const noexcept { return store_.size(); }
-  /// A copy of the data so far (for TimeoutExpired, which must not consume it).
-  [[nodiscard]] std::string copy() const { return std::string(store_.view()); }
-  /// The data, leaving this buffer empty.
-  std::string take() { return store_.take(); }
-
- private:
-  ByteStore store_;
-};
-
-/// Longest line `stream_lines` delivers whole; a longer one arrives in pieces of this size.
-inline constexpr std::size_t max_line_length = 8u << 20;
-
-/// Splits what it is given into lines and calls `on_line` with each (without the `\n`). The
-/// unfinished tail is kept in `rest` (owned by the caller, so it survives a timed-out call).
-class LineSink final : public Sink {
- public:
-  template <class F>
-  LineSink(std::string& rest, F&& on_line) : rest_(rest), on_line_(std::forward<F>(on_line)) {}
-
-  char* prepare(std::size_t& room) override {
-    constexpr std::size_t chunk = 64 * 1024;
-    std::size_t used = rest_.size();
-    if (rest_.capacity() - used < chunk) rest_.reserve(used + std::max(chunk, used / 2));
-#if defined(PROC_HAVE_SET_SIZE_UNINIT)
-    room = rest_.capacity() - used;  // read() fills it; commit() sets the size
-#else
-    rest_.resize(rest_.capacity());  // zero-fills the room first
-    room = rest_.size() - used;
-#endif
-    used_ = used;
-    return rest_.data() + used;
-  }
-
-  void commit(std::size_t n) override {
-    std::size_t end = used_ + n;
-    const char* data = rest_.data();
-    std::size_t begin = 0, scan = used_;
-    while (const void* hit = std::memchr(data + scan, '\n', end - scan)) {
-      std::size_t nl = static_cast<std::size_t>(static_cast<const char*>(hit) - data);
-      deliver(std::string_view(data + begin, nl - begin));
-      begin = scan = nl + 1;
-    }
-    // A line longer than the limit goes out in pieces rather than growing without bound.
-    while (end - begin >= max_line_length) {
-      deliver(std::string_view(data + begin, max_line_length));
-      begin += max_line_length;
-    }
-    // Keep the unfinished tail at the front.
-    if (begin) std::memmove(rest_.data(), data + begin, end - begin);
-#if defined(PROC_HAVE_SET_SIZE_UNINIT)
-    set_size_uninit(rest_, end - begin);
-#else
-    rest_.resize(end - begin);
-#endif
-  }
-
-  /// At end of stream: the last line, if it had no `\n`.
-  void finish() {
-    if (!rest_.empty()) deliver(rest_);
-    rest_.clear();
-  }
-
- private:
-  void deliver(std::string_view line) {
-    if (on_line_) on_line_(line);
-  }
-  std::string& rest_;
-  std::function<void(std::string_view)> on_line_;
-  std::size_t used_ = 0;
 };
 
 }  // namespace proc::detail
