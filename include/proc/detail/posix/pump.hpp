@@ -17,25 +17,9 @@
 
 #include "proc/detail/posix/handle.hpp"
 #include "proc/detail/posix/poll.hpp"
-#include "proc/detail/sink.hpp"
+#include "proc/detail/pump_state.hpp"
 
 namespace proc::detail {
-
-/// The state of one pump: handles are set to invalid_handle as each stream ends (the pump
-/// closes them), so a pump interrupted by its deadline can be resumed with the same state.
-struct PumpState {
-  native_handle in = invalid_handle;
-  std::string_view input;
-  std::size_t in_pos = 0;
-  native_handle out = invalid_handle;
-  Sink* out_sink = nullptr;
-  native_handle err = invalid_handle;
-  Sink* err_sink = nullptr;
-
-  [[nodiscard]] bool done() const noexcept {
-    return in == invalid_handle && out == invalid_handle && err == invalid_handle;
-  }
-};
 
 /// Moves data until every stream has ended (true) or `deadline` passes (false).
 inline bool pump(PumpState& st, std::optional<std::chrono::steady_clock::time_point> deadline) {

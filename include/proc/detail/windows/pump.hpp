@@ -37,29 +37,14 @@
 #include <string_view>
 #include <vector>
 
-#include "proc/detail/sink.hpp"
 #include "proc/detail/windows/handle.hpp"
 #include "proc/detail/windows/wait.hpp"
 #include "proc/detail/windows/win32.hpp"
 
+// After handle.hpp: it uses native_handle and invalid_handle.
+#include "proc/detail/pump_state.hpp"
+
 namespace proc::detail {
-
-/// The state of one pump: handles are set to invalid_handle as each stream ends (the pump
-/// closes them), so a pump interrupted by its deadline can be resumed with the same state
-/// (and the same `input`).
-struct PumpState {
-  native_handle in = invalid_handle;
-  std::string_view input;
-  std::size_t in_pos = 0;
-  native_handle out = invalid_handle;
-  Sink* out_sink = nullptr;
-  native_handle err = invalid_handle;
-  Sink* err_sink = nullptr;
-
-  [[nodiscard]] bool done() const noexcept {
-    return in == invalid_handle && out == invalid_handle && err == invalid_handle;
-  }
-};
 
 // A thread procedure must be WINAPI (__stdcall on 32-bit x86), which a lambda cannot promise.
 template <class T>
