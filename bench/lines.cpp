@@ -122,11 +122,11 @@ int main(int argc, char** argv) {
         {"proc stream_lines", proc_stream_lines, batch, {}},
         {"proc readline", proc_readline, batch, {}},
     };
+    bench::filter(vs, argc, argv);  // --only=NAME, for profiling one variant
     bench::run_rounds(vs, rounds);
     for (auto& v : vs)
       for (double& s : v.samples) s /= static_cast<double>(count);  // per line
-    bench::report("lines of seq " + std::to_string(count), vs, "raw read 64 KiB + memchr", 1e9,
-                  "ns/line",
+    bench::report("lines of seq " + std::to_string(count), vs, vs.front().name, 1e9, "ns/line",
                   count == 10000000
                       ? std::vector<std::pair<std::string, std::string>>{{"proc lines()", "<=1.25"}}
                       : std::vector<std::pair<std::string, std::string>>{});

@@ -75,10 +75,11 @@ int main(int argc, char** argv) {
       {"raw pipe2+posix_spawn", raw_many, 1, {}},
       {"proc Popen", proc_many, 1, {}},
   };
+  bench::filter(vs, argc, argv);  // --only=NAME, for profiling one variant
   bench::run_rounds(vs, rounds);
   for (auto& v : vs)
     for (double& s : v.samples) s /= children;
   bench::report(std::to_string(children) + " children alive at once, stdout piped", vs,
-                "raw pipe2+posix_spawn", 1e6, "us/child", {{"proc Popen", "all reaped"}});
+                vs.front().name, 1e6, "us/child", {{"proc Popen", "all reaped"}});
   return 0;
 }
