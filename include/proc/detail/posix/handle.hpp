@@ -216,11 +216,15 @@ inline void write_all(native_handle h, const char* data, std::size_t n) {
   }
 }
 
-#if defined(PROC_LINUX)
+#if defined(PROC_LINUX) && !defined(PROC_NO_PAGE_REGION)
 // Page regions: anonymous memory that grows without copying (mremap moves the page tables, not
 // the bytes) and whose whole pages can be moved into other memory of this process. A big
 // capture grows in one and its pages are then moved into the result string (detail/buffer.hpp),
 // so every byte is written once and no page is touched twice, as a realloc'd buffer would be.
+// The move replaces pages of the block operator new returned, which must therefore be private
+// anonymous memory (it is with glibc malloc, jemalloc, tcmalloc and the sanitizers); a program
+// whose operator new hands out shared or file-backed memory defines PROC_NO_PAGE_REGION, and
+// captures then copy once at the end instead.
 #  define PROC_HAVE_PAGE_REGION 1
 
 inline std::size_t page_size() noexcept {
