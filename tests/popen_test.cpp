@@ -146,6 +146,19 @@ TEST_CASE("popen: communicate with input after a timeout keeps writing where it 
   CHECK(out == std::to_string(n) + "\n");
 }
 
+TEST_CASE("popen: a resumed communicate does not read the caller's input of the first call") {
+  const std::size_t n = 4 << 20;
+  proc::Popen p(cmd({"sleep", "300", "cat"}), {.in = proc::pipe, .out = proc::pipe});
+  {
+    std::string input(n, 'z');
+    CHECK_THROWS_AS(p.communicate(input, 50ms), proc::TimeoutExpired);
+    input.assign(n, 'X');  // the caller reuses (or frees) its buffer
+  }
+  auto [out, err] = p.communicate();
+  CHECK(out.size() == n);
+  CHECK(out.find('X') == std::string::npos);
+}
+
 TEST_CASE("popen: communicate ignores a child that does not read its input") {
   proc::Popen p(cmd({"close-in", "out", "done"}), {.in = proc::pipe, .out = proc::pipe});
   auto [out, err] = p.communicate(std::string(8 << 20, 'x'));

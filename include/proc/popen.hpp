@@ -16,9 +16,9 @@
 #include <utility>
 #include <vector>
 
+#include "proc/detail/capture.hpp"
 #include "proc/detail/environment_block.hpp"
 #include "proc/detail/platform.hpp"
-#include "proc/detail/capture.hpp"
 #include "proc/environment.hpp"
 #include "proc/errors.hpp"
 #include "proc/options.hpp"
@@ -208,18 +208,29 @@ class Popen {
       if (!input.empty() && !s.in.is_open())
         throw std::logic_error("proc::Popen::communicate: input given but stdin is not a pipe");
       s.communicating = true;
-      s.input.assign(input);
+      s.input.clear();
+      s.input_view = input;  // the caller's bytes: valid during this call, copied only if kept
       s.in_pos = 0;
       // Bytes that readline()/lines() read ahead come first.
       if (s.out.is_open()) s.cap_out.append(s.out.take_buffered());
       if (s.err.is_open()) s.cap_err.append(s.err.take_buffered());
     }
-    if (!pump_pipes(deadline))
+    bool pumped;
+    try {
+      pumped = pump_pipes(deadline);
+    } catch (...) {
+      keep_unwritten_input();
+      throw;
+    }
+    if (!pumped) {
+      keep_unwritten_input();
       throw TimeoutExpired(s.args, timeout->value, s.cap_out.copy(), s.cap_err.copy());
+    }
     if (!s.proc->wait_until(deadline))
       throw TimeoutExpired(s.args, timeout->value, s.cap_out.copy(), s.cap_err.copy());
     s.communicating = false;
     s.input.clear();
+    s.input_view = {};
     return {s.cap_out.take(), s.cap_err.take()};
   }
 
@@ -313,7 +324,8 @@ class Popen {
     OnDestroy on_destroy = OnDestroy::wait;
     // communicate() state, kept across a TimeoutExpired.
     bool communicating = false;
-    std::string input;
+    std::string input;            // the unwritten input, kept across a TimeoutExpired
+    std::string_view input_view;  // the input being written: the caller's, or `input`
     std::size_t in_pos = 0;
     detail::CaptureBuffer cap_out, cap_err;
     // stream_lines() state: unfinished lines, kept across a TimeoutExpired.
@@ -357,11 +369,21 @@ class Popen {
     return i == 0 ? s.in : i == 1 ? s.out : s.err;
   }
 
+  // communicate() writes straight from the caller's input (no copy of a big input); when the
+  // call ends early, a later call must not depend on that memory, so the rest is copied.
+  void keep_unwritten_input() {
+    Impl& s = impl();
+    if (s.input_view.data() == s.input.data()) return;
+    s.input.assign(s.input_view.substr(std::min(s.in_pos, s.input_view.size())));
+    s.input_view = s.input;
+    s.in_pos = 0;
+  }
+
   // Runs the pump over the open pipe ends; false when the deadline passed first.
   bool pump_pipes(std::optional<detail::Clock::time_point> deadline) {
     Impl& s = impl();
     detail::PumpState st;
-    st.input = s.input;
+    st.input = s.input_view;
     st.in_pos = s.in_pos;
     st.in = s.in.release();
     st.out = s.out.release();
