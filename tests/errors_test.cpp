@@ -39,9 +39,11 @@ TEST_CASE("errors: TimeoutExpired message and members") {
   CHECK(std::string(whole.what()) == "Command 'x' timed out after 3 seconds.");
   // A one-string command (a shell command line) is shown as it is, as Python shows it.
   proc::TimeoutExpired shell({"sleep 5 && echo 'done'"}, 1500ms);
-  CHECK(std::string(shell.what()) == "Command 'sleep 5 && echo 'done'' timed out after 1.5 seconds.");
+  CHECK(std::string(shell.what()) ==
+        "Command 'sleep 5 && echo 'done'' timed out after 1.5 seconds.");
   proc::CalledProcessError shell_failed(2, {"ls /nope | wc"});
-  CHECK(std::string(shell_failed.what()) == "Command 'ls /nope | wc' returned non-zero exit status 2.");
+  CHECK(std::string(shell_failed.what()) ==
+        "Command 'ls /nope | wc' returned non-zero exit status 2.");
 }
 
 TEST_CASE("errors: SpawnError carries the errno, program and cwd") {

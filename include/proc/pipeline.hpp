@@ -9,8 +9,8 @@
 #include <utility>
 #include <vector>
 
-#include "proc/detail/platform.hpp"
 #include "proc/detail/capture.hpp"
+#include "proc/detail/platform.hpp"
 #include "proc/errors.hpp"
 #include "proc/options.hpp"
 #include "proc/popen.hpp"
