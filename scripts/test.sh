@@ -2,16 +2,17 @@
 # The whole test suite, as CI runs it: the native build (g++) with tests, examples and package
 # tests; the same suite under AddressSanitizer+UBSan and under ThreadSanitizer; the clang build;
 # the Windows back end cross-compiled with mingw-w64 and run under Wine; and a short run of each
-# fuzzer (tests/fuzz/run.sh, 20 s each).
+# fuzzer (tests/fuzz/run.sh, 20 s each). First, every C++ file must be clang-formatted.
 #
 #   scripts/test.sh            everything
-#   scripts/test.sh default    one or more steps by name (default clang asan tsan windows-mingw fuzz)
+#   scripts/test.sh default    one or more steps by name
+#                              (format default clang asan tsan windows-mingw fuzz)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 presets=("$@")
 if [ ${#presets[@]} -eq 0 ]; then
-  presets=(default clang asan tsan)
+  presets=(format default clang asan tsan)
   if [ -f cmake/mingw-w64.cmake ] && command -v x86_64-w64-mingw32-g++-posix >/dev/null && command -v wine >/dev/null; then
     presets+=(windows-mingw)
   fi
@@ -21,6 +22,17 @@ fi
 for preset in "${presets[@]}"; do
   echo "=== preset: $preset ==="
   start=$(date +%s)
+  if [ "$preset" = format ]; then
+    bad=$(git ls-files '*.hpp' '*.cpp' | while read -r f; do
+      clang-format --dry-run --Werror "$f" >/dev/null 2>&1 || echo "$f"
+    done)
+    if [ -n "$bad" ]; then
+      echo "not clang-formatted (run clang-format -i):" $bad >&2
+      exit 1
+    fi
+    echo "=== format: every C++ file is clang-formatted ==="
+    continue
+  fi
   if [ "$preset" = fuzz ]; then
     tests/fuzz/run.sh
     echo "=== fuzz: no findings in $(( $(date +%s) - start )) s ==="
