@@ -26,13 +26,19 @@ struct Tally {
   void check() const { BENCH_CHECK(lines == count && chars == expected_chars); }
 };
 
-void raw_memchr() {
-  int fds[2];
+// Starts `seq count` with raw calls; its stdout is the returned pipe's read end `fds[0]`.
+pid_t raw_start_seq(int (&fds)[2]) {
   bench::raw_pipe(fds);
   std::string n = std::to_string(count);
   char* argv[] = {seq.data(), n.data(), nullptr};
   pid_t pid = bench::raw_spawn(seq.c_str(), argv, -1, fds[1]);
   ::close(fds[1]);
+  return pid;
+}
+
+void raw_memchr() {
+  int fds[2];
+  pid_t pid = raw_start_seq(fds);
   Tally t;
   static char buf[2 * 65536];
   std::size_t have = 0;
@@ -58,11 +64,7 @@ void raw_memchr() {
 
 void raw_getline() {
   int fds[2];
-  bench::raw_pipe(fds);
-  std::string n = std::to_string(count);
-  char* argv[] = {seq.data(), n.data(), nullptr};
-  pid_t pid = bench::raw_spawn(seq.c_str(), argv, -1, fds[1]);
-  ::close(fds[1]);
+  pid_t pid = raw_start_seq(fds);
   FILE* f = ::fdopen(fds[0], "r");
   char* line = nullptr;
   std::size_t cap = 0;
