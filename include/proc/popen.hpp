@@ -411,15 +411,11 @@ class Popen {
             s.proc->wait_until(std::nullopt);
             break;
           case OnDestroy::terminate:
-            s.proc->send_signal(detail::sig_term);
-            if (!s.proc->wait_until(detail::Clock::now() + std::chrono::seconds(2))) {
-              s.proc->send_signal(detail::sig_kill);
-              s.proc->wait_until(std::nullopt);
-            }
+            stop(std::chrono::seconds(2));
             break;
           case OnDestroy::kill:
-            s.proc->send_signal(detail::sig_kill);
-            s.proc->wait_until(std::nullopt);
+            kill();
+            wait();
             break;
           case OnDestroy::detach:
             detail::Reaper::instance().adopt(std::move(s.proc));
