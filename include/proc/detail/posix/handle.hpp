@@ -30,6 +30,17 @@
 #include "proc/config.hpp"
 #include "proc/detail/posix/syscall.hpp"
 
+#if defined(__SANITIZE_ADDRESS__)
+#  define PROC_ASAN 1
+#elif defined(__has_feature)
+#  if __has_feature(address_sanitizer)
+#    define PROC_ASAN 1
+#  endif
+#endif
+#if defined(PROC_ASAN)
+#  include <sanitizer/asan_interface.h>
+#endif
+
 namespace proc::detail {
 
 /// A file descriptor.
@@ -233,16 +244,30 @@ inline std::size_t page_size() noexcept {
 }
 
 /// A new region of `bytes` (a multiple of the page size), or nullptr.
+// AddressSanitizer keeps shadow state for addresses, not mappings: a region that lands where a
+// thread's stack used to be (or that mremap moves) may still carry that stack's poison, which
+// would make our own writes into it look like stack overflows. The region is ours and all of it
+// may be written, so its shadow is cleared whenever it is mapped or grown.
+inline void region_unpoison([[maybe_unused]] char* p, [[maybe_unused]] std::size_t bytes) noexcept {
+#  if defined(PROC_ASAN)
+  if (p) __asan_unpoison_memory_region(p, bytes);
+#  endif
+}
+
 inline char* region_map(std::size_t bytes) noexcept {
   void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  return p == MAP_FAILED ? nullptr : static_cast<char*>(p);
+  char* r = p == MAP_FAILED ? nullptr : static_cast<char*>(p);
+  region_unpoison(r, bytes);
+  return r;
 }
 
 /// The region grown to `bytes`, possibly at a new address (its pages move along), or nullptr
 /// (the old region is left as it was).
 inline char* region_grow(char* p, std::size_t old_bytes, std::size_t bytes) noexcept {
   void* q = ::mremap(p, old_bytes, bytes, MREMAP_MAYMOVE);
-  return q == MAP_FAILED ? nullptr : static_cast<char*>(q);
+  char* r = q == MAP_FAILED ? nullptr : static_cast<char*>(q);
+  region_unpoison(r, bytes);
+  return r;
 }
 
 inline void region_unmap(char* p, std::size_t bytes) noexcept {
