@@ -70,11 +70,12 @@ int main() {
 
   // [start_pipeline]
   // start_pipeline returns the running stages, to stream the last one's output as it comes.
-  std::vector<proc::Popen> stages =
+  // Dropping a RunningPipeline early is safe: it closes every stage's pipes before waiting.
+  proc::RunningPipeline stages =
       proc::start_pipeline({{"seq", "1000"}, {"grep", "^9.9$"}}, {.out = proc::pipe});
   for (std::string_view line : stages.back().out().lines()) fmt::print("match: {}\n", line);
   int failures = 0;
-  for (proc::Popen& stage : stages) failures += stage.wait() != 0;
+  for (int rc : stages.wait()) failures += rc != 0;
   // [start_pipeline]
   return failures == 0 ? 0 : 1;
 }

@@ -54,3 +54,26 @@ TEST_CASE("errors: SpawnError carries the errno, program and cwd") {
   CHECK_FALSE(e.cwd.has_value());
   CHECK(std::string(e.what()).find("cannot run 'prog'") != std::string::npos);
 }
+
+TEST_CASE("errors: messages never repeat the system's text") {
+  try {
+    proc::run({test::child}, {.out = proc::file("/nonexistent-dir/out.txt")});
+    FAIL("no exception");
+  } catch (const proc::SpawnError& e) {
+    std::string what = e.what();
+    std::string text = e.code().message();
+    INFO(what);
+    CHECK(what.find(text) != std::string::npos);
+    CHECK(what.find(text) == what.rfind(text));  // once
+    CHECK(what.find("/nonexistent-dir/out.txt") != std::string::npos);
+  }
+}
+
+#if !defined(_WIN32)
+TEST_CASE("errors: a signal without a name is an unknown signal, as Python says") {
+  proc::CalledProcessError e(-77, {"prog"});
+  CHECK(std::string(e.what()) == "Command 'prog' died with unknown signal 77.");
+  proc::CalledProcessError k(-9, {"prog"});
+  CHECK(std::string(k.what()) == "Command 'prog' died with SIGKILL.");
+}
+#endif

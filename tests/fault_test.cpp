@@ -436,4 +436,76 @@ TEST_CASE("fault: EINTR-only hooks never fail posix_spawn, clone or fork") {
   CHECK(proc::run(cmd({"exit", "3"}), {.pre_exec = [] {}}).returncode == 3);
 }
 
+// Issue 10: what Python's own test scenarios and an attack suite found.
+
+TEST_CASE("fault: a timed-out run returns even when the child cannot be signalled (EPERM)") {
+  proc::detail::Reaper::instance();  // started once per process, with its wake-up pipe
+  NoLeak guard;                      // the children are reaped later, by the reaper
+  {
+    Faults f;
+    f.fail(Sys::kill, EPERM);
+    auto start = Clock::now();
+    CHECK_THROWS_AS(proc::run(cmd({"sleep", "400"}), {.timeout = 100ms}), proc::TimeoutExpired);
+    CHECK(Clock::now() - start < 3s);
+    // ~Popen's kill and terminate policies hand such a child to the reaper too.
+    start = Clock::now();
+    { proc::Popen p(cmd({"sleep", "400"}), {.on_destroy = proc::OnDestroy::kill}); }
+    { proc::Popen p(cmd({"sleep", "400"}), {.on_destroy = proc::OnDestroy::terminate}); }
+    CHECK(Clock::now() - start < 3s);
+  }
+  CHECK(test::no_children_within(5s));
+}
+
+TEST_CASE("fault: a read error in run() kills the child instead of waiting for it") {
+  NoLeak guard;
+  Faults f;
+  f.fail(Sys::read, EIO);
+  auto start = Clock::now();
+  auto e = thrown<std::system_error>([&] {
+    proc::run(cmd({"outln", "x", "sleep", "30000"}), {.out = proc::pipe});
+  });
+  REQUIRE(e);
+  CHECK(e->code().value() == EIO);
+  CHECK(Clock::now() - start < 5s);
+  start = Clock::now();
+  CHECK_THROWS_AS(proc::run_pipeline({cmd({"outln", "x", "sleep", "30000"}), cmd({"cat"})},
+                                     {.out = proc::pipe, .timeout = 60s}),
+                  std::system_error);
+  CHECK(Clock::now() - start < 5s);
+}
+
+TEST_CASE("fault: a program that vanishes during the PATH search is ENOENT, not EACCES") {
+  NoLeak guard;
+  Faults f;
+  f.fail(Sys::access, ENOENT);  // stat saw the file; it is gone by the time access looks
+  auto dir = temp_file("path-dir");
+  std::filesystem::create_directories(dir);
+  std::filesystem::copy_file(test::child, dir / "proc-vanishing");
+  auto e = thrown<proc::SpawnError>([&] {
+    proc::run({"proc-vanishing", "exit", "0"}, {.env_update = {{"PATH", dir.string()}}});
+  });
+  std::filesystem::remove_all(dir);
+  REQUIRE(e);
+  CHECK(e->code().value() == ENOENT);
+}
+
+TEST_CASE("fault: without a pidfd, a child reaped behind proc's back is never signalled") {
+  NoLeak guard;
+  Faults f;
+  f.fail(Sys::pidfd_open, EMFILE);
+  struct sigaction ign {
+  }, old{};
+  ign.sa_handler = SIG_IGN;
+  ::sigaction(SIGCHLD, &ign, &old);  // the kernel reaps our children itself
+  proc::Popen a(cmd({"exit", "0"}), {.process_group = 0});
+  for (int i = 0; i < 500 && ::kill(a.pid(), 0) == 0; ++i) std::this_thread::sleep_for(1ms);
+  CHECK(::kill(a.pid(), 0) != 0);  // gone
+  CHECK_NOTHROW(a.send_signal(SIGTERM));
+  CHECK_NOTHROW(a.signal_group(SIGKILL));
+  CHECK(rule(Sys::kill).calls.load() == 0);  // it was polled first, and found reaped
+  CHECK(a.poll() == 0);
+  CHECK(a.wait() == 0);
+  ::sigaction(SIGCHLD, &old, nullptr);
+}
+
 #endif  // !_WIN32

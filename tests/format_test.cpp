@@ -71,7 +71,7 @@ TEST_CASE("format: ExitStatus text") {
   CHECK(fmt::format("{}", proc::ExitStatus(-9)) == "killed by SIGKILL");
   CHECK(fmt::format("{}", proc::ExitStatus(-15)) == "killed by SIGTERM");
   CHECK(fmt::format("{}", proc::ExitStatus(-13)) == "killed by SIGPIPE");
-  CHECK(fmt::format("{}", proc::ExitStatus(-77)) == "killed by signal 77");
+  CHECK(fmt::format("{}", proc::ExitStatus(-77)) == "killed by unknown signal 77");
   CHECK(fmt::format("[{}] [{}]", proc::ExitStatus(-6), proc::ExitStatus(1)) ==
         "[killed by SIGABRT] [exited with 1]");
 #endif

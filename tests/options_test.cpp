@@ -222,4 +222,96 @@ TEST_CASE("options: stdio works when the parent's own 0, 1, 2 are closed") {
     CHECK(err == "E");
   }
 }
+
+// Issue 10: what Python's own test scenarios and an attack suite found.
+
+TEST_CASE("options: user and group never deadlock while another thread changes its ids") {
+  if (::geteuid() != 0) {
+    WARN("not root: skipped");
+    return;
+  }
+  // glibc's setgid() signals every thread of the calling process and takes its locks; in the
+  // CLONE_VM child those would be the parent's. The child must use the raw system calls.
+  std::atomic<bool> stop{false};
+  std::thread churn([&] {
+    while (!stop) {
+      if (::setgid(::getgid()) != 0) break;
+    }
+  });
+  int ok = 0;
+  for (int i = 0; i < 50; ++i)
+    ok += proc::run(cmd({"exit", "0"}), {.user = ::getuid(),
+                                         .group = ::getgid(),
+                                         .extra_groups = std::vector<proc::Identity>{}})
+              .returncode == 0;
+  stop = true;
+  churn.join();
+  CHECK(ok == 50);
+  CHECK_FALSE(test::has_children());
+}
+
+TEST_CASE("options: ids that do not fit uid_t and gid_t are invalid_argument") {
+  CHECK_THROWS_AS(proc::Identity(std::uint64_t{1} << 32), std::invalid_argument);
+  CHECK_THROWS_AS(proc::Identity((std::uint64_t{1} << 32) + 65534), std::invalid_argument);
+  CHECK_THROWS_AS(proc::Identity(0xFFFFFFFFu), std::invalid_argument);  // (uid_t)-1: "no change"
+  CHECK_THROWS_AS(proc::Identity(-1), std::invalid_argument);
+  CHECK_THROWS_WITH(proc::Identity(std::uint64_t{1} << 32), Catch::Contains("4294967296"));
+  CHECK(proc::Identity(0xFFFFFFFEu).id() == 0xFFFFFFFEu);
+  CHECK(proc::Identity(65534).id() == 65534u);
+  CHECK_THROWS_AS(proc::run(cmd({"ids"}), {.user = std::uint64_t{1} << 32}), std::invalid_argument);
+}
+
+TEST_CASE("options: pre_exec's environment changes reach the program, close_fds comes after it") {
+  auto out = out_of(cmd({"env", "PROC_FROM_PRE_EXEC", "fds"}), {.pre_exec = [] {
+                      ::setenv("PROC_FROM_PRE_EXEC", "set in pre_exec", 1);
+                      int leak = ::open("/dev/null", O_RDONLY);  // inheritable on purpose
+                      (void)leak;
+                    }});
+  CHECK(out == "set in pre_exec\n\n");
+  // With an env of its own the program gets exactly that one.
+  auto mine = out_of(cmd({"env", "PROC_FROM_PRE_EXEC"}),
+                     {.env = proc::Environment{{"A", "b"}},
+                      .pre_exec = [] { ::setenv("PROC_FROM_PRE_EXEC", "x", 1); }});
+  CHECK(mine == "<unset>\n");
+}
+
+TEST_CASE("options: with shell, executable is the shell and its $0") {
+  if (::access("/bin/bash", X_OK) != 0) {
+    WARN("no /bin/bash: skipped");
+    return;
+  }
+  CHECK(out_of({"echo \"$0\""}, {.shell = true, .executable = "/bin/bash"}) == "/bin/bash\n");
+  // bash started as "bash" (not "sh") is not in POSIX mode.
+  CHECK(out_of({"shopt -q -o posix && echo posix || echo bash"},
+               {.shell = true, .executable = "/bin/bash"}) == "bash\n");
+  CHECK(out_of({"echo \"$0\""}, {.shell = true}) == "/bin/sh\n");
+}
+
+TEST_CASE("options: pass_fds forces close_fds") {
+  int inheritable = ::open("/dev/null", O_RDONLY);  // no O_CLOEXEC: would leak with close_fds
+  int passed = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  REQUIRE(inheritable >= 0);
+  REQUIRE(passed >= 0);
+  auto fds = parse_fds(out_of(cmd({"fds"}), {.close_fds = false, .pass_fds = {passed}}));
+  ::close(inheritable);
+  ::close(passed);
+  CHECK(fds == std::vector<int>{passed});
+}
+
+TEST_CASE("options: more than 64 pass_fds, some above 256, on every spawn path") {
+  std::vector<int> keep;
+  for (int i = 0; i < 70; ++i) {
+    int target = i < 60 ? 400 + i * 3 : 40 + i;  // gaps between them, most above 256
+    int fd = ::fcntl(0, F_DUPFD_CLOEXEC, target);
+    REQUIRE(fd >= 0);
+    keep.push_back(fd);
+  }
+  std::sort(keep.begin(), keep.end());
+  std::vector<proc::Options> paths{{}, {.umask = 022u}, {.pre_exec = [] {}}};
+  for (auto& o : paths) {
+    o.pass_fds = keep;
+    CHECK(parse_fds(out_of(cmd({"fds"}), o)) == keep);
+  }
+  for (int fd : keep) ::close(fd);
+}
 #endif

@@ -165,3 +165,104 @@ TEST_CASE("stop_group ends grandchildren too") {
   CHECK(Clock::now() - start < 5s);
 }
 #endif
+
+// Issue 10: what Python's own test scenarios and an attack suite found.
+
+TEST_CASE("pipeline: a started pipeline dropped early does not hang") {
+  auto start = Clock::now();
+  {
+    // An endless producer into cat into our pipe: ~RunningPipeline must close every stage's
+    // pipes before it waits, or `spew` (blocked on cat, blocked on us) never ends.
+    auto st =
+        proc::start_pipeline({cmd({"lines", "1000000000000"}), cmd({"cat"})}, {.out = proc::pipe});
+    REQUIRE(st.back().out().readline().has_value());
+  }
+  CHECK(Clock::now() - start < 20s);
+  start = Clock::now();
+  try {
+    auto st = (proc::Command(cmd({"lines", "1000000000000"})) | proc::Command(cmd({"cat"})))
+                  .start({.out = proc::pipe});
+    REQUIRE(st.front().pid() > 0);
+    throw std::runtime_error("unwinding");
+  } catch (const std::runtime_error&) {
+  }
+  CHECK(Clock::now() - start < 20s);
+#if !defined(_WIN32)
+  CHECK_FALSE(test::has_children());
+#endif
+}
+
+TEST_CASE("pipeline: RunningPipeline is a range of the stages with wait()") {
+  auto st =
+      proc::start_pipeline({cmd({"outln", "x", "exit", "3"}), cmd({"cat"})}, {.out = proc::pipe});
+  CHECK(st.size() == 2);
+  CHECK(st[0].pid() == st.front().pid());
+  CHECK(st[1].pid() == st.back().pid());
+  int n = 0;
+  for (proc::Popen& p : st) n += p.pid() > 0;
+  CHECK(n == 2);
+  CHECK(st.back().out().read_all() == "x\n");
+  CHECK(st.wait() == std::vector<int>{3, 0});
+  CHECK_THROWS_AS(st[2], std::out_of_range);
+}
+
+TEST_CASE("pipeline: in = proc::pipe without input is invalid_argument") {
+  CHECK_THROWS_WITH(proc::run_pipeline({cmd({"cat"}), cmd({"cat"})}, {.in = proc::pipe}),
+                    Catch::Contains("in = proc::pipe"));
+}
+
+TEST_CASE("pipeline: a stage's own err = proc::pipe is read into PipelineResult::err") {
+  // Over 64 KiB of stderr: unread, the stage would block forever.
+  auto r = (proc::Command(cmd({"spew-err", "200000", "outln", "done"}), {.err = proc::pipe}) |
+            proc::Command(cmd({"cat"})))
+               .run({.out = proc::pipe, .timeout = 60s});
+  CHECK(r.out == "done\n");
+  CHECK(r.err.size() == 200000);
+  CHECK(r.returncodes == std::vector<int>{0, 0});
+}
+
+TEST_CASE("stream_lines: resumed after a callback threw, no line is glued or lost") {
+  proc::Popen p(cmd({"out", "abc\nd\ne\nf\n"}), {.out = proc::pipe});
+  std::vector<std::string> got;
+  bool thrown = false;
+  auto on = [&](std::string_view l) {
+    got.emplace_back(l);
+    if (l == "d" && !thrown) {
+      thrown = true;
+      throw std::runtime_error("callback");
+    }
+  };
+  CHECK_THROWS_AS(p.stream_lines(on), std::runtime_error);
+  CHECK(p.stream_lines(on) == 0);
+  CHECK(got == std::vector<std::string>{"abc", "d", "e", "f"});
+}
+
+TEST_CASE("stream_lines: after a timeout, read_all and communicate still get the partial line") {
+  proc::Popen a(cmd({"out", "par", "sleep", "300", "outln", "tial"}), {.out = proc::pipe});
+  CHECK_THROWS_AS(a.stream_lines([](std::string_view) {}, {}, 50ms), proc::TimeoutExpired);
+  CHECK(a.out().read_all() == "partial\n");
+  CHECK(a.wait() == 0);
+
+  proc::Popen b(cmd({"out", "par", "sleep", "300", "outln", "tial"}), {.out = proc::pipe});
+  CHECK_THROWS_AS(b.stream_lines([](std::string_view) {}, {}, 50ms), proc::TimeoutExpired);
+  CHECK(b.communicate().out == "partial\n");
+
+  proc::Popen c(cmd({"out", "par", "sleep", "300", "outln", "tial"}), {.out = proc::pipe});
+  CHECK_THROWS_AS(c.stream_lines([](std::string_view) {}, {}, 50ms), proc::TimeoutExpired);
+  CHECK(c.out().readline() == "partial\n");
+  CHECK(c.wait() == 0);
+}
+
+TEST_CASE("stream_lines: a line of exactly the limit, its newline in a later read, is one line") {
+  const std::size_t limit = 8u << 20;
+  proc::Popen p(cmd({"spew", std::to_string(limit), "sleep", "100", "outln", "", "outln", "x"}),
+                {.out = proc::pipe});
+  std::vector<std::size_t> sizes;
+  p.stream_lines([&](std::string_view l) { sizes.push_back(l.size()); });
+  CHECK(sizes == std::vector<std::size_t>{limit, 1});
+  // Twice the limit found whole: two pieces, no empty third.
+  proc::Popen q(cmd({"spew", std::to_string(2 * limit), "outln", ""}), {.out = proc::pipe});
+  sizes.clear();
+  q.stream_lines([&](std::string_view l) { sizes.push_back(l.size()); });
+  CHECK(sizes == std::vector<std::size_t>{limit, limit});
+}

@@ -77,3 +77,22 @@ TEST_CASE("redirect: a borrowed descriptor is used and not closed") {
   CHECK_THROWS_WITH(proc::run(cmd({"out", "x"}), {.out = proc::fd(999)}), Catch::Contains("999"));
 }
 #endif
+
+TEST_CASE("redirect: a PipeEnd holding bytes that readline() read ahead is refused") {
+  proc::Popen producer(cmd({"out", "first\nsecond\nthird\n"}), {.out = proc::pipe});
+  REQUIRE(producer.out().readline() == "first\n");
+  // The rest sits in the PipeEnd's read-ahead: a child given the raw pipe would never see it.
+  try {
+    proc::Redirect r(producer.take_out());
+    FAIL("no exception");
+  } catch (const std::logic_error& e) {
+    CHECK_THAT(e.what(), Catch::Contains("read ahead"));
+  }
+  producer.wait();
+  // An end that holds nothing back is fine, even after reading from it.
+  proc::Popen p2(cmd({"outln", "a", "sleep", "100", "outln", "b"}), {.out = proc::pipe});
+  REQUIRE(p2.out().readline() == "a\n");
+  auto r = proc::run(cmd({"cat"}), {.in = p2.take_out(), .out = proc::pipe});
+  CHECK(r.out == "b\n");
+  CHECK(p2.wait() == 0);
+}

@@ -34,6 +34,28 @@ TEST_CASE("run: braced lists, vectors and strings all select the right overload"
 #endif
 }
 
+// A braced list of two elements never reaches the one-string overload: {"sleep", 1} would be
+// std::string("sleep", 1), the program "s". It must not compile; a list of strings must.
+template <class T>
+concept runs_braced_pair = requires(T second) {
+  proc::run({"sleep", second});
+};
+template <class T>
+concept popens_braced_pair = requires(T second) {
+  proc::Popen({"sleep", second});
+};
+template <class T>
+concept checks_output_braced_pair = requires(T second) {
+  proc::check_output({"sleep", second});
+};
+static_assert(!runs_braced_pair<int>);
+static_assert(!popens_braced_pair<int>);
+static_assert(!checks_output_braced_pair<int>);
+static_assert(!runs_braced_pair<std::size_t>);
+static_assert(runs_braced_pair<const char*>);
+static_assert(popens_braced_pair<std::string>);
+static_assert(checks_output_braced_pair<const char*>);
+
 TEST_CASE("run: input is written to stdin and then closed") {
   auto r = proc::run(cmd({"cat"}), {.out = proc::pipe, .input = "some input\nsecond line"});
   CHECK(r.out == "some input\nsecond line");
@@ -289,6 +311,42 @@ TEST_CASE("run: descriptors and children do not leak over hundreds of runs and f
                     proc::SpawnError);
   }
   CHECK(test::open_fd_count() == before);
+  CHECK_FALSE(test::has_children());
+}
+
+TEST_CASE("run: the PATH search goes on after an exec error other than ENOENT, as Python's") {
+  namespace fs = std::filesystem;
+  auto dir = fs::temp_directory_path() / ("proc-path-" + std::to_string(::getpid()));
+  fs::create_directories(dir / "a");
+  fs::create_directories(dir / "b");
+  fs::create_directories(dir / "c");
+  // a/prog is executable but no program (no shebang, not ELF): ENOEXEC. b/prog runs.
+  std::ofstream(dir / "a" / "prog") << "\x01\x02 not a program\n";
+  fs::permissions(dir / "a" / "prog", fs::perms::owner_all);
+  std::ofstream(dir / "b" / "prog") << "#!/bin/sh\necho from b\n";
+  fs::permissions(dir / "b" / "prog", fs::perms::owner_all);
+  std::ofstream(dir / "c" / "prog") << "#!/bin/sh\necho from c\n";
+  fs::permissions(dir / "c" / "prog", fs::perms::owner_read);  // not executable: EACCES
+  const std::string a = (dir / "a").string(), b = (dir / "b").string(), c = (dir / "c").string();
+  for (proc::Options o : {proc::Options{}, proc::Options{.umask = 022u}}) {
+    o.out = proc::pipe;
+    o.env_update = {{"PATH", a + ":" + b}};
+    CHECK(proc::run({"prog"}, o).out == "from b\n");
+    o.env_update = {{"PATH", c + ":" + b}};
+    CHECK(proc::run({"prog"}, o).out == "from b\n");
+    // None runs: the first error other than ENOENT is the one reported.
+    o.env_update = {{"PATH", c + ":" + a}};
+    try {
+      proc::run({"prog"}, o);
+      FAIL("no exception");
+    } catch (const proc::SpawnError& e) {
+      CHECK(e.code().value() == EACCES);
+      CHECK(e.program == "prog");
+    }
+    o.env_update = {{"PATH", a + ":" + c}};
+    CHECK_THROWS_WITH(proc::run({"prog"}, o), Catch::Contains("prog"));
+  }
+  fs::remove_all(dir);
   CHECK_FALSE(test::has_children());
 }
 #endif

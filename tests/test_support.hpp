@@ -7,14 +7,19 @@
 #  include <catch2/catch.hpp>
 #endif
 
+#include <chrono>
 #include <proc/proc.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #if !defined(_WIN32)
 #  include <dirent.h>
+#  include <fcntl.h>
+#  include <signal.h>
 #  include <sys/types.h>
 #  include <sys/wait.h>
+#  include <unistd.h>
 #endif
 
 namespace test {
@@ -47,6 +52,46 @@ inline int open_fd_count() {
 inline bool has_children() {
   siginfo_t si{};
   return waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) == 0;
+}
+
+/// Waits up to `limit` for this process to have no children left.
+inline bool no_children_within(std::chrono::milliseconds limit) {
+  auto end = std::chrono::steady_clock::now() + limit;
+  while (has_children() && std::chrono::steady_clock::now() < end)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  return !has_children();
+}
+
+/// Runs `body` in a fork() of this process and returns its exit status (its return value):
+/// -1 when it did not finish within `limit` (it is killed then), -1000 - N when signal N killed
+/// it. The child
+/// leaves with _exit: no destructor or atexit handler of the test process runs twice.
+template <class F>
+int run_in_fork(F&& body, std::chrono::milliseconds limit = std::chrono::seconds(30)) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int rc = 1;
+    try {
+      rc = body();
+    } catch (...) {
+      rc = 2;
+    }
+    ::_exit(rc);
+  }
+  if (pid < 0) return -1;
+  auto end = std::chrono::steady_clock::now() + limit;
+  int status = 0;
+  for (;;) {
+    pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) break;
+    if (std::chrono::steady_clock::now() >= end) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      return -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1000 - WTERMSIG(status);
 }
 #endif
 

@@ -70,7 +70,7 @@ class ExitStatus {
 };
 
 /// "exited with 2", "exited with 0", "killed by SIGKILL"; a signal without a usual name reads
-/// "killed by signal 77". This is also what `fmt::format("{}", status)` gives.
+/// "killed by unknown signal 77". This is also what `fmt::format("{}", status)` gives.
 inline std::string to_string(ExitStatus status) {
   if (status.signaled()) return "killed by " + detail::signal_name(*status.signal());
   return "exited with " + std::to_string(status.returncode());

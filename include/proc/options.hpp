@@ -10,6 +10,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -18,6 +19,16 @@
 #include "proc/redirect.hpp"
 
 namespace proc {
+
+namespace detail {
+/// What the one-string overloads accept: a `std::string` or anything that converts to one
+/// implicitly (a string literal, a `const char*`). They are templates so that a braced list can
+/// never reach them: `run({"sleep", 1})` would otherwise build `std::string("sleep", 1)` and run
+/// the program `s`. A braced list goes to the `std::initializer_list<std::string>` overload, or
+/// does not compile.
+template <class S>
+concept CommandString = std::convertible_to<const S&, std::string>;
+}  // namespace detail
 
 /// A span of time; converts implicitly from any `std::chrono::duration` (`200ms`, `1.5s`),
 /// rounding up to whole nanoseconds. A span too long for that (over ~292 years, e.g.
@@ -58,12 +69,23 @@ class Identity {
   [[nodiscard]] std::uint32_t id() const { return std::get<1>(v_); }
 
  private:
+  // uid_t and gid_t are 32-bit unsigned on the systems proc supports, and (uid_t)-1 means "no
+  // change" to setresuid, so it is not an id: anything that does not fit is refused rather than
+  // cut to its low bits (1 << 32 would otherwise become root).
   template <class T>
   static std::uint32_t check_id(T id) {
-    if constexpr (std::is_signed_v<T>) {
-      if (id < 0) throw std::invalid_argument("proc::Identity: negative id " + std::to_string(id));
+    if constexpr (std::is_same_v<T, bool>) {
+      throw std::invalid_argument("proc::Identity: a bool is not a user or group id");
+    } else {
+      if constexpr (std::is_signed_v<T>) {
+        if (id < 0)
+          throw std::invalid_argument("proc::Identity: negative id " + std::to_string(id));
+      }
+      if (static_cast<std::uintmax_t>(id) >= 0xFFFFFFFFu)
+        throw std::invalid_argument("proc::Identity: id " + std::to_string(id) +
+                                    " does not fit uid_t/gid_t (at most 4294967294)");
+      return static_cast<std::uint32_t>(id);
     }
-    return static_cast<std::uint32_t>(id);
   }
   std::variant<std::string, std::uint32_t> v_;
 };

@@ -2,6 +2,7 @@
 /// \file
 /// `proc::PipeEnd`: the parent's end of a pipe to or from a child.
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 #include <iterator>
@@ -17,6 +18,11 @@
 #include "proc/detail/platform.hpp"
 
 namespace proc {
+
+/// A descriptor (POSIX) or `HANDLE` (Windows): what `native_handle()` members return.
+using native_handle_type = detail::native_handle;
+/// The value of a `native_handle_type` that names nothing (-1 on POSIX, null on Windows).
+inline constexpr native_handle_type invalid_handle = detail::invalid_handle;
 
 /// Owns one end of a pipe (a file descriptor on POSIX, a `HANDLE` on Windows) and closes it on
 /// destruction.
@@ -117,6 +123,28 @@ class PipeEnd {
   /// before the `\n` is kept.
   class LineRange;
   LineRange lines();
+
+  /// How many bytes `readline`/`lines` read ahead that no read has consumed yet.
+  [[nodiscard]] std::size_t buffered() const noexcept { return end_ - begin_; }
+
+  /// Puts `bytes` back in front of the read-ahead bytes: the next read returns them first.
+  void unread(std::string_view bytes) {
+    if (bytes.empty()) return;
+    if (begin_ >= bytes.size()) {
+      begin_ -= bytes.size();
+      std::memcpy(buf_.get() + begin_, bytes.data(), bytes.size());
+      return;
+    }
+    std::size_t held = end_ - begin_;
+    std::size_t cap = std::max<std::size_t>(64 * 1024, (bytes.size() + held) * 2);
+    std::unique_ptr<char[]> bigger(new char[cap]);  // not zeroed: filled right here
+    std::memcpy(bigger.get(), bytes.data(), bytes.size());
+    if (held) std::memcpy(bigger.get() + bytes.size(), buf_.get() + begin_, held);
+    buf_ = std::move(bigger);
+    cap_ = cap;
+    begin_ = 0;
+    end_ = bytes.size() + held;
+  }
 
   /// Bytes read ahead by `readline`/`lines` and not yet consumed (they are handed out first).
   std::string take_buffered() {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "proc/detail/capture.hpp"
+#include "proc/detail/job.hpp"
 #include "proc/detail/platform.hpp"
 #include "proc/errors.hpp"
 #include "proc/options.hpp"
@@ -47,8 +48,9 @@ class Command {
       : args_(args), options_(std::move(options)) {}
   Command(std::vector<std::string> args, Options options = {})
       : args_(std::move(args)), options_(std::move(options)) {}
-  Command(std::string command, Options options = {})
-      : args_{std::move(command)}, options_(std::move(options)) {}
+  template <detail::CommandString S>
+  Command(const S& command, Options options = {})
+      : args_{std::string(command)}, options_(std::move(options)) {}
 
   [[nodiscard]] const std::vector<std::string>& args() const noexcept { return args_; }
   [[nodiscard]] const Options& options() const noexcept { return options_; }
@@ -70,12 +72,23 @@ inline std::string pipeline_text(const std::vector<std::vector<std::string>>& st
 struct StartedPipeline {
   std::vector<Popen> stages;
   PipeEnd err;  // the parent's end of the stderr pipe shared by every stage (if piped)
+
+  StartedPipeline() = default;
+  StartedPipeline(StartedPipeline&&) noexcept = default;
+  StartedPipeline& operator=(StartedPipeline&&) = delete;
+  // The parent's ends of *every* stage close before any stage is waited for: destroyed front to
+  // back, `yes | cat` would wait for `yes`, blocked on `cat`, blocked on our end of its stdout.
+  ~StartedPipeline() {
+    err.close();
+    for (Popen& s : stages) PopenAccess::close_pipes(s);
+    while (!stages.empty()) stages.pop_back();  // last stage first
+  }
 };
 
 /// Starts every stage, each stdout wired straight into the next stdin (no copying through the
 /// parent). `in` goes to the first stage, `out` to the last, `err` to every stage; a piped
-/// `err` is one pipe shared by all stages. `per_stage[i]` (if given) supplies the rest of a
-/// stage's options; else `base` does.
+/// `err` is one pipe shared by all stages (with `for_run`, a stage's own `err = proc::pipe`
+/// joins it too). `per_stage[i]` (if given) supplies the rest of a stage's options; else `base`.
 inline StartedPipeline start_stages(const std::vector<std::vector<std::string>>& stages,
                                     const std::vector<const Options*>& per_stage,
                                     const Options& base, bool for_run) {
@@ -83,6 +96,11 @@ inline StartedPipeline start_stages(const std::vector<std::vector<std::string>>&
   if (!for_run && (base.input || base.check || base.timeout))
     throw std::invalid_argument(
         "proc::start_pipeline: input, check and timeout are for run_pipeline");
+  if (for_run && !base.input && base.in.kind() == Redirect::Kind::pipe)
+    throw std::invalid_argument(
+        "proc::run_pipeline: in = proc::pipe without input would leave the first stage waiting "
+        "for input nobody writes; give input, or use start_pipeline and write to "
+        "stages.front().in()");
   check_stdio_conflicts(base);
 
   auto stage_options = [&](std::size_t i) {
@@ -93,23 +111,29 @@ inline StartedPipeline start_stages(const std::vector<std::vector<std::string>>&
     o.capture_output = false;
     return o;
   };
+  auto own_err = [&](std::size_t i) -> const Redirect* {
+    return per_stage.empty() || !per_stage[i] ? nullptr : &per_stage[i]->err;
+  };
   // Every stage is checked before any starts, so bad input in a later stage starts nothing.
+  bool stage_err_pipe = false;
   for (std::size_t i = 0; i < stages.size(); ++i) {
     Options o = stage_options(i);
     o.in = i == 0 && !base.input ? base.in : Redirect();
     o.out = i + 1 == stages.size() && !base.capture_output ? base.out : Redirect();
     validate(stages[i], o, true);
+    stage_err_pipe = stage_err_pipe || (own_err(i) && own_err(i)->kind() == Redirect::Kind::pipe);
   }
 
   StartedPipeline p;
   Redirect err = base.capture_output ? Redirect(proc::pipe) : base.err;
+  const bool shared_err = err.kind() == Redirect::Kind::pipe || (for_run && stage_err_pipe);
   PipeEnd err_child_end;
-  if (err.kind() == Redirect::Kind::pipe) {
+  if (shared_err) {
     PipePair pp = make_pipe();
     p.err = PipeEnd(pp.read);
     err_child_end = PipeEnd(pp.write);
-    err = proc::fd(err_child_end.native_handle());
   }
+  Redirect shared = shared_err ? proc::fd(err_child_end.native_handle()) : Redirect();
   p.stages.reserve(stages.size());
   try {
     for (std::size_t i = 0; i < stages.size(); ++i) {
@@ -121,13 +145,16 @@ inline StartedPipeline start_stages(const std::vector<std::vector<std::string>>&
         o.in = p.stages.back().take_out();
       }
       o.out = last ? (base.capture_output ? Redirect(proc::pipe) : base.out) : Redirect(proc::pipe);
-      if (per_stage.empty() || !per_stage[i] || per_stage[i]->err.kind() == Redirect::Kind::inherit)
-        o.err = err;
+      const Redirect* mine = own_err(i);
+      if (!mine || mine->kind() == Redirect::Kind::inherit)
+        o.err = err.kind() == Redirect::Kind::pipe ? shared : err;
+      else if (for_run && mine->kind() == Redirect::Kind::pipe)
+        o.err = shared;  // read into PipelineResult::err with the rest
       p.stages.emplace_back(RunTag{}, stages[i], o);
     }
   } catch (...) {
     // A stage that cannot start (SpawnError) ends those already running before the error goes
-    // up: left alone they could wait forever on input nobody will send, and ~Popen waits.
+    // up: left alone they could wait forever on input nobody will send.
     for (auto& s : p.stages) {
       try {
         s.signal_group(sig_kill);
@@ -143,63 +170,28 @@ inline PipelineResult run_stages(const std::vector<std::vector<std::string>>& st
                                  const std::vector<const Options*>& per_stage,
                                  const Options& options) {
   StartedPipeline p = start_stages(stages, per_stage, options, true);
-  Popen& first = p.stages.front();
-  Popen& last = p.stages.back();
   CaptureBuffer out, err;
-  PumpState st;
-  std::string_view input = options.input ? std::string_view(*options.input) : std::string_view();
-  st.input = input;
-  if (options.input) st.in = first.take_in().release();
+  std::vector<Popen*> children;
+  for (Popen& s : p.stages) children.push_back(&s);
+  Job job(std::move(children), run_deadline(options), std::nullopt);
+  if (options.input) job.io.input = *options.input;
+  attach_stream(job, p.stages.front(), 0, nullptr);
   if (options.capture_output || options.out.kind() == Redirect::Kind::pipe)
-    st.out = last.take_out().release();
-  st.err = p.err.release();
-  st.out_sink = &out;
-  st.err_sink = &err;
-  auto deadline =
-      options.timeout ? std::optional(deadline_after(options.timeout->value)) : std::nullopt;
-
-  auto close_all = [&] {
-    for (auto* h : {&st.in, &st.out, &st.err}) {
-      close_handle(*h);
-      *h = invalid_handle;
-    }
-  };
-  bool finished;
-  try {
-    finished = pump(st, deadline);
-    if (finished)
-      for (auto& s : p.stages)
-        if (!s.wait_for(std::max(Clock::duration::zero(), deadline ? *deadline - Clock::now()
-                                                                   : Clock::duration::max() / 2))) {
-          finished = false;
-          break;
-        }
-  } catch (...) {
-    close_all();
-    throw;
+    attach_stream(job, p.stages.back(), 1, &out);
+  if (p.err.is_open()) {
+    job.io.err = p.err.release();
+    job.io.err_sink = &err;
   }
-  if (!finished) {
-    // Timeout: end every stage (its group when it leads one), drain briefly, abandon the pipes.
-    for (auto& s : p.stages) {
-      try {
-        s.signal_group(sig_kill);
-      } catch (...) {
-      }
-    }
-    try {
-      pump(st, Clock::now() + timeout_drain_grace);
-    } catch (...) {
-    }
-    close_all();
-    for (auto& s : p.stages) s.wait();
+  Job* jobs[1] = {&job};
+  run_jobs(jobs);
+  if (job.error()) std::rethrow_exception(job.error());
+  if (job.timed_out())
     throw TimeoutExpired(p.stages.size() == 1 ? stages[0] : std::vector<std::string>{},
                          options.timeout->value, out.take(), err.take(),
                          "Pipeline '" + pipeline_text(stages) + "'");
-  }
-  close_all();
   PipelineResult r;
   r.args = stages;
-  for (auto& s : p.stages) r.returncodes.push_back(s.wait());
+  for (auto& s : p.stages) r.returncodes.push_back(*s.returncode());
   r.out = out.take();
   r.err = err.take();
   if (options.check) r.check_returncode();
@@ -235,18 +227,78 @@ inline PipelineResult run_pipeline(const std::vector<std::vector<std::string>>& 
   return detail::run_stages(stages, {}, options);
 }
 
-/// Starts a pipeline and returns its running stages, first to last, e.g. to stream the last
-/// stage's output with `stages.back().out().lines()`. Wiring as in `run_pipeline`; `input`,
-/// `check` and `timeout` are `std::invalid_argument` here. A piped `err` is not supported here
-/// (each stage would need its own reader): use `run_pipeline`.
-inline std::vector<Popen> start_pipeline(const std::vector<std::vector<std::string>>& stages,
-                                         const Options& options = {}) {
+class RunningPipeline;
+namespace detail {
+RunningPipeline make_running(StartedPipeline&& p);
+}  // namespace detail
+
+/// The running stages of a started pipeline, first to last: a range of `Popen` (`size()`,
+/// `operator[]`, `front()`, `back()`, `begin()`/`end()`), e.g. to stream the last stage's
+/// output with `stages.back().out().lines()`.
+///
+/// It can be dropped at any point (end of scope, an exception unwinding) without hanging: the
+/// destructor first closes the parent's pipe ends of *every* stage, then destroys the stages
+/// last to first, each applying its `on_destroy` (by default waiting, as a shell does). A plain
+/// `std::vector<Popen>` would wait for the first stage while the last one still holds the pipe
+/// it is blocked on (`yes | cat`).
+class RunningPipeline {
+ public:
+  RunningPipeline(RunningPipeline&&) noexcept = default;
+  RunningPipeline& operator=(RunningPipeline&& other) noexcept {
+    if (this != &other) {
+      close_and_destroy();
+      stages_ = std::move(other.stages_);
+    }
+    return *this;
+  }
+  RunningPipeline(const RunningPipeline&) = delete;
+  RunningPipeline& operator=(const RunningPipeline&) = delete;
+  ~RunningPipeline() { close_and_destroy(); }
+
+  [[nodiscard]] std::size_t size() const noexcept { return stages_.size(); }
+  Popen& operator[](std::size_t i) { return stages_.at(i); }
+  Popen& front() { return stages_.front(); }
+  Popen& back() { return stages_.back(); }
+  auto begin() { return stages_.begin(); }
+  auto end() { return stages_.end(); }
+
+  /// Waits for every stage and returns their returncodes, first to last. Like `Popen::wait`, it
+  /// does not read the pipes: drain a piped `out` of the last stage first.
+  std::vector<int> wait() {
+    std::vector<int> rcs;
+    rcs.reserve(stages_.size());
+    for (Popen& s : stages_) rcs.push_back(s.wait());
+    return rcs;
+  }
+
+ private:
+  friend RunningPipeline detail::make_running(detail::StartedPipeline&&);
+  explicit RunningPipeline(std::vector<Popen> stages) : stages_(std::move(stages)) {}
+  void close_and_destroy() noexcept {
+    for (Popen& s : stages_) detail::PopenAccess::close_pipes(s);
+    while (!stages_.empty()) stages_.pop_back();
+  }
+  std::vector<Popen> stages_;
+};
+
+inline RunningPipeline detail::make_running(StartedPipeline&& p) {
+  std::vector<Popen> stages = std::move(p.stages);
+  p.stages.clear();
+  return RunningPipeline(std::move(stages));
+}
+
+/// Starts a pipeline and returns its running stages (a `RunningPipeline`), first to last.
+/// Wiring as in `run_pipeline`; `input`, `check` and `timeout` are `std::invalid_argument`
+/// here. A piped `err` is not supported here (each stage would need its own reader): use
+/// `run_pipeline`.
+inline RunningPipeline start_pipeline(const std::vector<std::vector<std::string>>& stages,
+                                      const Options& options = {}) {
   if (options.err.kind() == Redirect::Kind::pipe || options.capture_output)
     throw std::invalid_argument("proc::start_pipeline: err = proc::pipe is for run_pipeline");
-  return detail::start_stages(stages, {}, options, false).stages;
+  return detail::make_running(detail::start_stages(stages, {}, options, false));
 }
-inline std::vector<Popen> start_pipeline(std::initializer_list<std::vector<std::string>> stages,
-                                         const Options& options = {}) {
+inline RunningPipeline start_pipeline(std::initializer_list<std::vector<std::string>> stages,
+                                      const Options& options = {}) {
   return start_pipeline(std::vector<std::vector<std::string>>(stages), options);
 }
 
@@ -274,10 +326,11 @@ class Pipeline {
     return detail::run_stages(all_args(), stage_options(options), options);
   }
   /// Starts it and returns the running stages, as `start_pipeline` does.
-  std::vector<Popen> start(const Options& options = {}) const {
+  RunningPipeline start(const Options& options = {}) const {
     if (options.err.kind() == Redirect::Kind::pipe || options.capture_output)
       throw std::invalid_argument("proc::Pipeline::start: err = proc::pipe is for run()");
-    return detail::start_stages(all_args(), stage_options(options), options, false).stages;
+    return detail::make_running(
+        detail::start_stages(all_args(), stage_options(options), options, false));
   }
 
  private:

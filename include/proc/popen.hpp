@@ -23,6 +23,7 @@
 #include "proc/errors.hpp"
 #include "proc/options.hpp"
 #include "proc/pipe.hpp"
+#include "proc/usage.hpp"
 
 namespace proc {
 
@@ -37,6 +38,9 @@ namespace detail {
 
 /// Tag for the run-style helpers: `input`, `check`, `timeout` are theirs to handle.
 struct RunTag {};
+
+/// What the helpers built on Popen (run, pipelines, run_all, proc::mp) reach inside it for.
+struct PopenAccess;
 
 /// Now plus `timeout`, saturating instead of overflowing: a timeout of `nanoseconds::max()`
 /// means "no limit" rather than "already expired", and a negative one means now.
@@ -144,6 +148,9 @@ inline IdSpec to_id_spec(const Identity& id) {
 /// another thread while one thread is in `wait`/`wait_for`/`communicate`.
 class Popen {
  public:
+  /// A descriptor (POSIX) or `HANDLE` (Windows).
+  using native_handle_type = detail::native_handle;
+
   /// Starts `args` (`args[0]` is the program, looked up in the child's `PATH`).
   /// Throws `SpawnError` when it cannot be started, `std::invalid_argument` on bad input.
   Popen(std::initializer_list<std::string> args, const Options& options = {})
@@ -153,8 +160,9 @@ class Popen {
     start(std::move(args), options, false);
   }
   /// With `shell`, the command line for the shell; without, the program alone.
-  Popen(std::string command, const Options& options = {})
-      : Popen(std::vector<std::string>{std::move(command)}, options) {}
+  template <detail::CommandString S>
+  Popen(const S& command, const Options& options = {})
+      : Popen(std::vector<std::string>{std::string(command)}, options) {}
   /// For the run-style helpers (allows `input`, `check`, `timeout`, which they handle).
   Popen(detail::RunTag, std::vector<std::string> args, const Options& options) {
     start(std::move(args), options, true);
@@ -181,6 +189,18 @@ class Popen {
   std::optional<int> poll() { return impl().proc->try_wait(); }
   /// The returncode if the child is known to have exited (no system call).
   [[nodiscard]] std::optional<int> returncode() const { return impl().proc->returncode(); }
+
+  /// The child's exit as a waitable handle, for your own `poll`/`epoll`/asio loop: a pidfd on
+  /// Linux (readable once the child has exited), the process `HANDLE` on Windows (signalled).
+  /// Owned by this `Popen`: do not close it. `proc::invalid_handle` where the system has none
+  /// (Linux < 5.3, macOS, `pidfd_open` refused).
+  [[nodiscard]] native_handle_type native_handle() const { return impl().proc->exit_handle(); }
+
+  /// CPU time and peak memory of the child, from the kernel at reaping time; `nullopt` until
+  /// it has been reaped (and when something else reaped it behind proc's back).
+  [[nodiscard]] std::optional<ResourceUsage> resource_usage() const {
+    return impl().proc->resource_usage();
+  }
 
   /// Waits for the child to exit and returns its returncode (−N: killed by signal N).
   /// Does not read the pipes: use `communicate` when the child may fill one.
@@ -211,7 +231,10 @@ class Popen {
       s.input.clear();
       s.input_view = input;  // the caller's bytes: valid during this call, copied only if kept
       s.in_pos = 0;
-      // Bytes that readline()/lines() read ahead come first.
+      // Bytes that readline()/lines() read ahead, or an unfinished line that stream_lines()
+      // kept, come first.
+      s.cap_out.append(std::exchange(s.rest_out, {}));
+      s.cap_err.append(std::exchange(s.rest_err, {}));
       if (s.out.is_open()) s.cap_out.append(s.out.take_buffered());
       if (s.err.is_open()) s.cap_err.append(s.err.take_buffered());
     }
@@ -249,6 +272,15 @@ class Popen {
     auto deadline = timeout ? std::optional(detail::deadline_after(timeout->value)) : std::nullopt;
     detail::LineSink out_lines(s.rest_out, std::move(on_out));
     detail::LineSink err_lines(s.rest_err, std::move(on_err));
+    // However this call ends, an unfinished line goes back into its pipe end's read-ahead, so
+    // that readline(), read_all() and communicate() see it as well as a resumed stream_lines().
+    struct PutBack {
+      Impl& s;
+      ~PutBack() {
+        if (s.out.is_open() && !s.rest_out.empty()) s.out.unread(std::exchange(s.rest_out, {}));
+        if (s.err.is_open() && !s.rest_err.empty()) s.err.unread(std::exchange(s.rest_err, {}));
+      }
+    } put_back{s};
     // Bytes that readline()/lines() read ahead come first.
     if (s.out.is_open()) feed(out_lines, s.out.take_buffered());
     if (s.err.is_open()) feed(err_lines, s.err.take_buffered());
@@ -316,12 +348,15 @@ class Popen {
   PipeEnd take_err() { return std::move(end(2)); }
 
  private:
+  friend struct detail::PopenAccess;
+
   struct Impl {
     std::vector<std::string> args;
     std::unique_ptr<detail::Process> proc;
     PipeEnd in, out, err;
     bool was_pipe[3] = {false, false, false};
     OnDestroy on_destroy = OnDestroy::wait;
+    Duration kill_grace = std::chrono::seconds(2);  // OnDestroy::terminate's grace
     // communicate() state, kept across a TimeoutExpired.
     bool communicating = false;
     std::string input;            // the unwritten input, kept across a TimeoutExpired
@@ -411,20 +446,24 @@ class Popen {
             s.proc->wait_until(std::nullopt);
             break;
           case OnDestroy::terminate:
-            stop(std::chrono::seconds(2));
+            stop(s.kill_grace);
             break;
           case OnDestroy::kill:
             kill();
             wait();
             break;
           case OnDestroy::detach:
-            detail::Reaper::instance().adopt(std::move(s.proc));
             break;
         }
       }
     } catch (...) {
-      // A destructor must not throw; the failure modes here (EPERM, EINTR storms) leave
-      // nothing better to do.
+      // A destructor must not throw. What is left (a child we may not signal: EPERM) goes to
+      // the reaper below rather than becoming a zombie.
+    }
+    try {
+      if (!s.proc->returncode()) detail::Reaper::instance().adopt(std::move(s.proc));
+    } catch (...) {
+      // Out of memory for the reaper's list: nothing better is left to do.
     }
     impl_.reset();
   }
@@ -441,6 +480,9 @@ inline void Popen::start(std::vector<std::string> args, const Options& o, bool f
   if (o.shell) {
     rq.argv = detail::shell_argv(args[0]);
     rq.argv.insert(rq.argv.end(), args.begin() + 1, args.end());
+    // With shell, `executable` replaces the shell itself, argv[0] included (as in Python), so
+    // that `$0` names it and e.g. bash started this way is not in POSIX mode.
+    if (o.executable) rq.argv[0] = detail::path_utf8(*o.executable);
   } else {
     rq.argv = args;
   }
@@ -450,7 +492,7 @@ inline void Popen::start(std::vector<std::string> args, const Options& o, bool f
     rq.env_path = std::move(block->path);
   }
   rq.cwd = o.cwd;
-  rq.close_fds = o.close_fds;
+  rq.close_fds = o.close_fds || !o.pass_fds.empty();  // pass_fds forces close_fds (Python)
   rq.pass_fds = o.pass_fds;
   rq.start_new_session = o.start_new_session;
   rq.process_group = o.process_group;
@@ -518,8 +560,13 @@ inline void Popen::start(std::vector<std::string> args, const Options& o, bool f
     throw SpawnError(std::error_code(f.code, detail::spawn_error_category()), f.program, o.cwd,
                      f.message);
   } catch (const std::system_error& e) {
+    // e.what() ends with ": <strerror>", which SpawnError (a system_error too) appends again.
     std::string what = e.what();
     if (what.rfind("proc: ", 0) == 0) what.erase(0, 6);
+    std::string suffix = ": " + e.code().message();
+    if (what.size() >= suffix.size() &&
+        what.compare(what.size() - suffix.size(), suffix.size(), suffix) == 0)
+      what.resize(what.size() - suffix.size());
     throw SpawnError(e.code(), rq.program, o.cwd, "proc: cannot run '" + rq.program + "': " + what);
   }
   // Consumed: the parent keeps no copy of a pipe end it handed on, so the other side of the

@@ -4,6 +4,8 @@
 
 #include <filesystem>
 #include <memory>
+#include <stdexcept>
+#include <string>
 #include <utility>
 
 #include "proc/pipe.hpp"
@@ -41,8 +43,15 @@ class Redirect {
   Redirect(DevNull) noexcept : kind_(Kind::devnull) {}
   Redirect(ToStdout) noexcept : kind_(Kind::to_stdout) {}
   /// A pipe end taken from another `Popen` (`take_out()`, ...), or any `PipeEnd` you own.
-  Redirect(PipeEnd&& end)
-      : kind_(Kind::pipe_end), end_(std::make_shared<PipeEnd>(std::move(end))) {}
+  /// Throws `std::logic_error` when the end holds bytes that `readline()`/`lines()` read ahead:
+  /// the child would never see them.
+  Redirect(PipeEnd&& end) : kind_(Kind::pipe_end) {
+    if (end.buffered() > 0)
+      throw std::logic_error("proc: this PipeEnd holds " + std::to_string(end.buffered()) +
+                             " bytes that readline()/lines() read ahead; a child given it would "
+                             "never see them (hand the end on before reading from it)");
+    end_ = std::make_shared<PipeEnd>(std::move(end));
+  }
 
   [[nodiscard]] Kind kind() const noexcept { return kind_; }
   [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }

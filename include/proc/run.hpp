@@ -5,14 +5,18 @@
 
 #include <chrono>
 #include <initializer_list>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "proc/detail/capture.hpp"
+#include "proc/detail/job.hpp"
 #include "proc/errors.hpp"
 #include "proc/options.hpp"
 #include "proc/popen.hpp"
+#include "proc/usage.hpp"
 
 namespace proc {
 
@@ -26,6 +30,8 @@ struct CompletedProcess {
   std::string out;
   /// Captured stderr (empty unless `err = proc::pipe` or `capture_output`).
   std::string err;
+  /// What the child cost (CPU time, peak memory), from the kernel at reaping time.
+  ResourceUsage usage{};
 
   /// Throws `CalledProcessError` when `returncode` is not 0.
   void check_returncode() const {
@@ -35,36 +41,37 @@ struct CompletedProcess {
 
 namespace detail {
 
-/// How long a timed-out run keeps reading the pipes after killing the child: long enough for
-/// the child's last writes, short enough that a grandchild holding the pipe cannot hang us.
-inline constexpr std::chrono::milliseconds timeout_drain_grace{250};
+/// The deadline and the stop grace of a run-style call.
+inline std::optional<Clock::time_point> run_deadline(const Options& o) {
+  return o.timeout ? std::optional(deadline_after(o.timeout->value)) : std::nullopt;
+}
+
+/// Hands the parent's end of stream `i` of `p` to the job (`sink` for an output).
+inline void attach_stream(Job& job, Popen& p, int i, Sink* sink) {
+  PipeEnd end = PopenAccess::take(p, i);
+  if (!end.is_open()) return;
+  grow_pipe(end.native_handle(), 1 << 20);  // fewer wake-ups for bulk data
+  native_handle h = end.release();
+  if (i == 0) job.io.in = h;
+  if (i == 1) job.io.out = h, job.io.out_sink = sink;
+  if (i == 2) job.io.err = h, job.io.err_sink = sink;
+}
 
 inline CompletedProcess run_impl(std::vector<std::string> args, const Options& options) {
-  Popen p(RunTag{}, std::move(args), options);
-  std::string_view input = options.input ? std::string_view(*options.input) : std::string_view();
-  CommunicateResult r;
-  try {
-    r = p.communicate(input, options.timeout);
-  } catch (TimeoutExpired& e) {
-    // Kill the child (its whole group when it leads one), read what is left for a short grace,
-    // then abandon the pipes: a grandchild that inherited them must not hang the call.
-    try {
-      p.signal_group(detail::sig_kill);
-      try {
-        auto rest = p.communicate({}, Duration(timeout_drain_grace));
-        e.out = std::move(rest.out);
-        e.err = std::move(rest.err);
-      } catch (TimeoutExpired& again) {
-        e.out = std::move(again.out);
-        e.err = std::move(again.err);
-      }
-      p.wait();  // the pipes left open are closed by ~Popen
-    } catch (...) {
-      // Failing to clean up (EPERM from kill, say) must not hide the timeout itself.
-    }
-    throw TimeoutExpired(p.args(), options.timeout->value, std::move(e.out), std::move(e.err));
-  }
-  CompletedProcess done{p.args(), p.wait(), std::move(r.out), std::move(r.err)};
+  Popen p(RunTag{}, args, options);
+  CaptureBuffer out, err;
+  Job job({&p}, run_deadline(options), std::nullopt);
+  if (options.input) job.io.input = *options.input;
+  attach_stream(job, p, 0, nullptr);
+  attach_stream(job, p, 1, &out);
+  attach_stream(job, p, 2, &err);
+  Job* jobs[1] = {&job};
+  run_jobs(jobs);
+  if (job.error()) std::rethrow_exception(job.error());
+  if (job.timed_out())
+    throw TimeoutExpired(std::move(args), options.timeout->value, out.take(), err.take());
+  CompletedProcess done{std::move(args), *p.returncode(), out.take(), err.take(),
+                        p.resource_usage().value_or(ResourceUsage{})};
   if (options.check) done.check_returncode();
   return done;
 }
@@ -85,8 +92,9 @@ inline CompletedProcess run(std::vector<std::string> args, const Options& option
   return detail::run_impl(std::move(args), options);
 }
 /// With `shell`, `command` is a shell command line; without, the program alone.
-inline CompletedProcess run(std::string command, const Options& options = {}) {
-  return detail::run_impl({std::move(command)}, options);
+template <detail::CommandString S>
+inline CompletedProcess run(const S& command, const Options& options = {}) {
+  return detail::run_impl({std::string(command)}, options);
 }
 
 namespace detail {
@@ -119,8 +127,9 @@ inline int call(std::initializer_list<std::string> args, const Options& options 
 inline int call(std::vector<std::string> args, const Options& options = {}) {
   return detail::call_impl(std::move(args), options);
 }
-inline int call(std::string command, const Options& options = {}) {
-  return detail::call_impl({std::move(command)}, options);
+template <detail::CommandString S>
+inline int call(const S& command, const Options& options = {}) {
+  return detail::call_impl({std::string(command)}, options);
 }
 
 /// Runs a command; throws `CalledProcessError` unless it exits with 0 (Python's `check_call`).
@@ -130,8 +139,9 @@ inline void check_call(std::initializer_list<std::string> args, const Options& o
 inline void check_call(std::vector<std::string> args, const Options& options = {}) {
   detail::check_call_impl(std::move(args), options);
 }
-inline void check_call(std::string command, const Options& options = {}) {
-  detail::check_call_impl({std::move(command)}, options);
+template <detail::CommandString S>
+inline void check_call(const S& command, const Options& options = {}) {
+  detail::check_call_impl({std::string(command)}, options);
 }
 
 /// Runs a command and returns its stdout; throws `CalledProcessError` unless it exits with 0.
@@ -143,18 +153,21 @@ inline std::string check_output(std::initializer_list<std::string> args,
 inline std::string check_output(std::vector<std::string> args, const Options& options = {}) {
   return detail::check_output_impl(std::move(args), options);
 }
-inline std::string check_output(std::string command, const Options& options = {}) {
-  return detail::check_output_impl({std::move(command)}, options);
+template <detail::CommandString S>
+inline std::string check_output(const S& command, const Options& options = {}) {
+  return detail::check_output_impl({std::string(command)}, options);
 }
 
 /// Runs `command` through the shell with stderr merged into stdout; returns the returncode
 /// (negative for a signal) and the output less one trailing newline.
-inline std::pair<int, std::string> getstatusoutput(std::string command) {
-  return detail::getstatusoutput_impl(std::move(command));
+template <detail::CommandString S>
+inline std::pair<int, std::string> getstatusoutput(const S& command) {
+  return detail::getstatusoutput_impl(std::string(command));
 }
 /// As `getstatusoutput`, the output alone.
-inline std::string getoutput(std::string command) {
-  return detail::getstatusoutput_impl(std::move(command)).second;
+template <detail::CommandString S>
+inline std::string getoutput(const S& command) {
+  return detail::getstatusoutput_impl(std::string(command)).second;
 }
 
 }  // namespace proc

@@ -58,31 +58,52 @@ class LineSink final : public Sink {
 
   void commit(std::size_t n) override {
     std::size_t end = used_ + n;
+    std::size_t begin = 0;
+    // However this ends (a callback may throw), the delivered lines are gone from `rest` and
+    // the unfinished tail is kept at its front with the right size, so a resumed call neither
+    // repeats a line nor glues old bytes to new ones. The line whose callback threw counts as
+    // delivered.
+    struct Keep {
+      std::string& rest;
+      std::size_t& begin;
+      std::size_t end;
+      ~Keep() {
+        if (begin) std::memmove(rest.data(), rest.data() + begin, end - begin);
+#if defined(PROC_HAVE_SET_SIZE_UNINIT)
+        set_size_uninit(rest, end - begin);
+#else
+        rest.resize(end - begin);
+#endif
+      }
+    } keep{rest_, begin, end};
     const char* data = rest_.data();
-    std::size_t begin = 0, scan = used_;
+    std::size_t scan = used_;
     while (const void* hit = std::memchr(data + scan, '\n', end - scan)) {
       std::size_t nl = static_cast<std::size_t>(static_cast<const char*>(hit) - data);
-      deliver(std::string_view(data + begin, nl - begin));
+      while (nl - begin > max_line_length) {  // a long line found whole: still in pieces
+        std::size_t piece = begin;
+        begin += max_line_length;
+        deliver(std::string_view(data + piece, max_line_length));
+      }
+      std::size_t line_begin = begin;
       begin = scan = nl + 1;
+      deliver(std::string_view(data + line_begin, nl - line_begin));
     }
-    // A line longer than the limit goes out in pieces rather than growing without bound.
-    while (end - begin >= max_line_length) {
-      deliver(std::string_view(data + begin, max_line_length));
+    // A line longer than the limit goes out in pieces rather than growing without bound. Only
+    // once it is *longer*: a line of exactly the limit may still end with the next byte.
+    while (end - begin > max_line_length) {
+      std::size_t piece = begin;
       begin += max_line_length;
+      deliver(std::string_view(data + piece, max_line_length));
     }
-    // Keep the unfinished tail at the front.
-    if (begin) std::memmove(rest_.data(), data + begin, end - begin);
-#if defined(PROC_HAVE_SET_SIZE_UNINIT)
-    set_size_uninit(rest_, end - begin);
-#else
-    rest_.resize(end - begin);
-#endif
   }
 
   /// At end of stream: the last line, if it had no `\n`.
   void finish() {
-    if (!rest_.empty()) deliver(rest_);
+    if (rest_.empty()) return;
+    std::string last = std::move(rest_);
     rest_.clear();
+    deliver(last);
   }
 
  private:

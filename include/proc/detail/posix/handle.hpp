@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "proc/config.hpp"
 #if defined(PROC_LINUX)
 #  include <sys/mman.h>
 #endif
@@ -29,14 +30,7 @@
 
 #include "proc/config.hpp"
 #include "proc/detail/posix/syscall.hpp"
-
-#if defined(__SANITIZE_ADDRESS__)
-#  define PROC_ASAN 1
-#elif defined(__has_feature)
-#  if __has_feature(address_sanitizer)
-#    define PROC_ASAN 1
-#  endif
-#endif
+#include "proc/detail/sanitizers.hpp"
 #if defined(PROC_ASAN)
 #  include <sanitizer/asan_interface.h>
 #endif
@@ -227,7 +221,8 @@ inline void write_all(native_handle h, const char* data, std::size_t n) {
   }
 }
 
-#if defined(PROC_LINUX) && !defined(PROC_NO_PAGE_REGION)
+#if defined(PROC_LINUX) && !defined(PROC_NO_PAGE_REGION) && !defined(PROC_TSAN) && \
+    !defined(PROC_MSAN)
 // Page regions: anonymous memory that grows without copying (mremap moves the page tables, not
 // the bytes) and whose whole pages can be moved into other memory of this process. A big
 // capture grows in one and its pages are then moved into the result string (detail/buffer.hpp),
@@ -235,7 +230,8 @@ inline void write_all(native_handle h, const char* data, std::size_t n) {
 // The move replaces pages of the block operator new returned, which must therefore be private
 // anonymous memory (it is with glibc malloc, jemalloc, tcmalloc and the sanitizers); a program
 // whose operator new hands out shared or file-backed memory defines PROC_NO_PAGE_REGION, and
-// captures then copy once at the end instead.
+// captures then copy once at the end instead. Under ThreadSanitizer and MemorySanitizer there are
+// no page regions either (see sanitizers.hpp).
 #  define PROC_HAVE_PAGE_REGION 1
 
 inline std::size_t page_size() noexcept {

@@ -13,7 +13,7 @@ inline constexpr int sig_kill = SIGKILL;
 /// Whether a returncode means a signal ended the child (−N). Windows has its own rule.
 inline constexpr bool returncode_is_signal(int returncode) noexcept { return returncode < 0; }
 
-/// "SIGKILL" for 9; "signal 77" for a number without a usual name.
+/// "SIGKILL" for 9; "unknown signal 77" for a number without a usual name (as Python says).
 inline std::string signal_name(int sig) {
   switch (sig) {
 #define PROC_SIGNAL_CASE(s) \
@@ -49,7 +49,7 @@ inline std::string signal_name(int sig) {
     PROC_SIGNAL_CASE(SIGSYS)
 #undef PROC_SIGNAL_CASE
     default:
-      return "signal " + std::to_string(sig);
+      return "unknown signal " + std::to_string(sig);
   }
 }
 

@@ -36,10 +36,13 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
+#include "proc/config.hpp"
 #if defined(PROC_LINUX)
 #  include <sched.h>
 #  include <sys/mman.h>
@@ -59,15 +62,9 @@
 #  define PROC_HAVE_ADDCHDIR 1
 #endif
 
-// ThreadSanitizer intercepts clone() as if it were fork() and cannot follow a CLONE_VM child, so
-// a TSan build takes the fork path wherever it would use clone (same behaviour, slower).
-#if defined(__SANITIZE_THREAD__)
-#  define PROC_TSAN 1
-#elif defined(__has_feature)
-#  if __has_feature(thread_sanitizer)
-#    define PROC_TSAN 1
-#  endif
-#endif
+// ThreadSanitizer cannot follow a CLONE_VM child: a TSan build takes the fork path wherever it
+// would use clone (PROC_TSAN, see sanitizers.hpp).
+#include "proc/detail/sanitizers.hpp"
 
 namespace proc::detail {
 
@@ -77,7 +74,8 @@ using SpawnRequest = BasicSpawnRequest<native_handle>;
 struct SpawnFailure {
   int code;
   std::string program;
-  std::string message;  // "cannot run 'x' (searched: ...)"
+  std::string message;      // "cannot run 'x' (searched: ...)"
+  bool exec_stage = false;  // execve itself failed (the PATH search may go on)
 };
 
 /// Which way a request is spawned (exposed for tests and benchmarks).
@@ -145,40 +143,47 @@ inline std::string default_search_path() {
   return s;
 }
 
-/// Finds the file exec should run. A name with a '/' is used as given (relative to the
-/// child's cwd, as exec would); otherwise each PATH entry is tried in order. Throws
-/// SpawnFailure (ENOENT, or EACCES when only non-executable candidates exist).
-inline std::string resolve_program(const SpawnRequest& rq) {
-  const std::string& prog = rq.program;
-  if (prog.find('/') != std::string::npos) return prog;
+/// One place exec may find the program: a path to try, or (`error` set) a PATH entry that
+/// cannot be run (not executable), kept so that the first such error can be reported.
+struct Candidate {
   std::string path;
+  int error = 0;
+};
+
+/// The files exec should try, in order. A name with a '/' is used as given (relative to the
+/// child's cwd, as exec would); otherwise each PATH entry in turn. As Python does, an entry whose
+/// exec fails with anything but ENOENT/ENOTDIR does not end the search: the next one is tried,
+/// and the first such error is the one reported when none runs. Directories are skipped.
+inline std::vector<Candidate> program_candidates(const SpawnRequest& rq, std::string& searched) {
+  const std::string& prog = rq.program;
+  if (prog.find('/') != std::string::npos) return {{prog, 0}};
   if (rq.env) {
-    path = rq.env_path ? *rq.env_path : default_search_path();
+    searched = rq.env_path ? *rq.env_path : default_search_path();
   } else if (const char* p = ::getenv("PATH")) {
-    path = p;
+    searched = p;
   } else {
-    path = default_search_path();
+    searched = default_search_path();
   }
-  bool saw_eacces = false;
+  std::vector<Candidate> out;
   std::size_t start = 0;
   for (;;) {
-    std::size_t colon = path.find(':', start);
-    std::string dir = path.substr(start, colon == std::string::npos ? colon : colon - start);
+    std::size_t colon = searched.find(':', start);
+    std::string dir = searched.substr(start, colon == std::string::npos ? colon : colon - start);
     if (dir.empty()) dir = ".";
     std::string candidate = dir + "/" + prog;
     std::string probe = candidate;
     if (rq.cwd && candidate.front() != '/') probe = (*rq.cwd / candidate).string();
     struct stat st;
     if (::stat(probe.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
-      if (::access(probe.c_str(), X_OK) == 0) return candidate;
-      saw_eacces = true;
+      if (PROC_SYS(access, ::access(probe.c_str(), X_OK)) == 0)
+        out.push_back({std::move(candidate), 0});
+      else if (errno != ENOENT && errno != ENOTDIR)  // ENOENT: deleted since the stat
+        out.push_back({std::move(candidate), errno});
     }
     if (colon == std::string::npos) break;
     start = colon + 1;
   }
-  int code = saw_eacces ? EACCES : ENOENT;
-  throw SpawnFailure{code, prog,
-                     "proc: cannot run '" + prog + "': not found in PATH (searched: " + path + ")"};
+  return out;
 }
 
 inline void check_cwd(const SpawnRequest& rq) {
@@ -242,13 +247,15 @@ struct ChildReport {
 struct ChildArgs {
   const char* path;
   char* const* argv;
-  char* const* envp;
-  const int* src;  // 3 entries
+  char* const* envp;  // null: this process's environ as it is at exec (after pre_exec)
+  const int* src;     // 3 entries
   bool err_to_stdout;
   const char* cwd;
   bool close_fds;
-  const int* keep;  // sorted pass_fds
+  const int* keep;  // sorted pass_fds: close-on-exec cleared in the child
   std::size_t nkeep;
+  const int* survivors;  // sorted: pass_fds and the report pipe, which close_fds spares
+  std::size_t nsurvivors;
   bool new_session;
   bool set_pgroup;
   pid_t pgroup;
@@ -270,7 +277,7 @@ struct ChildArgs {
   ::_exit(127);
 }
 
-// Closes every descriptor from `low` up, except those in keep[] and the report pipe.
+// Closes [low, high] with one system call where the kernel has close_range (Linux >= 5.9).
 inline bool child_close_range(unsigned low, unsigned high) noexcept {
 #if defined(PROC_LINUX) && defined(SYS_close_range)
   if (::syscall(SYS_close_range, low, high, 0) == 0) return true;
@@ -280,19 +287,20 @@ inline bool child_close_range(unsigned low, unsigned high) noexcept {
   return false;
 }
 
+// Closes every descriptor from 3 up except the survivors (pass_fds and the report pipe): one
+// close_range per gap between them, however many there are.
 inline void child_close_fds(const ChildArgs& a) noexcept {
-  // The descriptors to keep, in order: pass_fds and the report pipe.
-  int keep[66];
-  std::size_t n = 0;
-  for (std::size_t i = 0; i < a.nkeep && n < 64; ++i) keep[n++] = a.keep[i];
-  keep[n++] = a.report_fd;
-  std::sort(keep, keep + n);
+  const int* keep = a.survivors;
+  const std::size_t n = a.nsurvivors;
   unsigned low = 3;
   bool ok = true;
   for (std::size_t i = 0; i <= n && ok; ++i) {
-    unsigned high = i < n ? static_cast<unsigned>(keep[i]) : ~0u;
-    if (i < n && keep[i] < 3) continue;
-    if (high > low) ok = child_close_range(low, i < n ? high - 1 : ~0u);
+    if (i < n && keep[i] < static_cast<int>(low)) {
+      if (keep[i] >= 3) low = static_cast<unsigned>(keep[i]) + 1;
+      continue;
+    }
+    unsigned high = i < n ? static_cast<unsigned>(keep[i]) - 1 : ~0u;
+    if (high >= low) ok = child_close_range(low, high);
     if (i < n) low = static_cast<unsigned>(keep[i]) + 1;
   }
   if (ok) return;
@@ -300,11 +308,35 @@ inline void child_close_fds(const ChildArgs& a) noexcept {
   // slow fallback that the posix_spawn path and Linux >= 5.9 never take.
   long max = ::sysconf(_SC_OPEN_MAX);
   if (max < 0 || max > 65536) max = 65536;
+  std::size_t k = 0;
   for (int fd = 3; fd < max; ++fd) {
-    bool kept = false;
-    for (std::size_t i = 0; i < n; ++i) kept = kept || keep[i] == fd;
-    if (!kept) ::close(fd);
+    while (k < n && keep[k] < fd) ++k;
+    if (k < n && keep[k] == fd) continue;
+    ::close(fd);
   }
+}
+
+// Changing ids in the child. glibc's setuid/setgid/setgroups are process-wide: they signal every
+// thread of the *calling process* (SIGSETXID) and take its thread-list lock. In a
+// clone(CLONE_VM) child that process is the parent's memory: the child would wait for the
+// parent's threads and locks and could deadlock while another thread of the parent changes its
+// own ids. The raw system calls change only the calling task, which is exactly the child.
+inline int child_set_ids(const PreparedIds& ids) noexcept {
+#if defined(PROC_LINUX)
+  if (ids.set_groups && ::syscall(SYS_setgroups, ids.groups.size(),
+                                  ids.groups.empty() ? nullptr : ids.groups.data()) < 0)
+    return errno;
+  if (ids.set_gid && ::syscall(SYS_setresgid, ids.gid, ids.gid, ids.gid) < 0) return errno;
+  if (ids.set_uid && ::syscall(SYS_setresuid, ids.uid, ids.uid, ids.uid) < 0) return errno;
+#else
+  // Only the fork path exists here: a private copy with one thread, so the libc calls are safe.
+  if (ids.set_groups && ::setgroups(static_cast<int>(ids.groups.size()),
+                                    ids.groups.empty() ? nullptr : ids.groups.data()) < 0)
+    return errno;
+  if (ids.set_gid && ::setgid(ids.gid) < 0) return errno;
+  if (ids.set_uid && ::setuid(ids.uid) < 0) return errno;
+#endif
+  return 0;
 }
 
 inline int child_main(void* arg) noexcept {
@@ -356,23 +388,13 @@ inline int child_main(void* arg) noexcept {
   if (a.set_umask) ::umask(a.umask_value);
 
   if (a.ids) {
-    if (a.ids->set_groups &&
-        ::setgroups(a.ids->groups.size(), a.ids->groups.empty() ? nullptr : a.ids->groups.data()) <
-            0)
-      child_fail(a, ChildStage::ids, errno);
-    if (a.ids->set_gid && ::setgid(a.ids->gid) < 0) child_fail(a, ChildStage::ids, errno);
-    if (a.ids->set_uid && ::setuid(a.ids->uid) < 0) child_fail(a, ChildStage::ids, errno);
+    if (int e = child_set_ids(*a.ids)) child_fail(a, ChildStage::ids, e);
   }
-
-  for (std::size_t i = 0; i < a.nkeep; ++i) {
-    int flags = ::fcntl(a.keep[i], F_GETFD);
-    if (flags < 0 || ::fcntl(a.keep[i], F_SETFD, flags & ~FD_CLOEXEC) < 0)
-      child_fail(a, ChildStage::setup, errno);
-  }
-  if (a.close_fds) child_close_fds(a);
 
   if (a.pre_exec && *a.pre_exec) {
-    // Only on the fork path (a private copy of the parent), so catching is allowed here.
+    // Only on the fork path (a private copy of the parent), so catching is allowed here. It runs
+    // before close_fds (a descriptor it opens does not reach the program) and before exec reads
+    // the environment (its setenv/putenv calls do), as in Python.
     try {
       (*a.pre_exec)();
     } catch (const std::system_error& e) {
@@ -382,12 +404,19 @@ inline int child_main(void* arg) noexcept {
     }
   }
 
+  for (std::size_t i = 0; i < a.nkeep; ++i) {
+    int flags = ::fcntl(a.keep[i], F_GETFD);
+    if (flags < 0 || ::fcntl(a.keep[i], F_SETFD, flags & ~FD_CLOEXEC) < 0)
+      child_fail(a, ChildStage::setup, errno);
+  }
+  if (a.close_fds) child_close_fds(a);
+
   // The signal mask last, so no handler could run between the resets above and here.
   sigset_t empty;
   sigemptyset(&empty);
   ::sigprocmask(SIG_SETMASK, a.restore_signals ? &empty : a.parent_mask, nullptr);
 
-  ::execve(a.path, a.argv, a.envp);
+  ::execve(a.path, a.argv, a.envp ? a.envp : process_environ());
   child_fail(a, ChildStage::exec, errno);
 }
 
@@ -542,7 +571,7 @@ inline SpawnResult spawn_posix_spawn(const SpawnRequest& rq, const std::string& 
   pid_t pid = -1;
   int rc = injected_error(Sys::spawn);
   if (rc == 0) rc = ::posix_spawn(&pid, path.c_str(), &fa, &attr, argv, envp);
-  if (rc != 0) throw SpawnFailure{rc, rq.program, stage_message(ChildStage::exec, rq, path)};
+  if (rc != 0) throw SpawnFailure{rc, rq.program, stage_message(ChildStage::exec, rq, path), true};
   return {pid, SpawnPath::posix_spawn, leads_group(rq)};
 }
 
@@ -569,6 +598,12 @@ class ChildStack {
       if (p == MAP_FAILED) throw_errno(errno, "proc: mmap (child stack)");
       base_ = static_cast<char*>(p);
     }
+#  if defined(PROC_ASAN)
+    // The previous child ended in _exit without unwinding, leaving its frames' redzones
+    // poisoned in this stack's shadow (which the CLONE_VM child shares with us): the next child
+    // would trip over them and die before it could report. Start clean.
+    __asan_unpoison_memory_region(base_, size);
+#  endif
     return base_ + size;
   }
 
@@ -590,37 +625,14 @@ inline pid_t clone_vfork(ChildArgs& args) {
 }
 #endif
 
-/// Starts the child described by `rq`. Throws SpawnFailure when the program cannot be started
-/// (the errno of the failed exec/chdir), std::system_error for other failures.
-inline SpawnResult spawn(const SpawnRequest& rq, SpawnPath forced = SpawnPath::posix_spawn,
-                         bool force = false) {
-#if !defined(PROC_LINUX)
-  if (rq.kill_on_parent_exit)
-    throw std::system_error(ENOTSUP, std::generic_category(),
-                            "proc: kill_on_parent_exit is not supported on this platform");
-#endif
-  check_cwd(rq);
-  const std::string path = resolve_program(rq);
-  std::vector<char*> argv = c_array(rq.argv);
-  std::vector<char*> envp;
-  if (rq.env) envp = c_array(*rq.env);
-  char* const* env_ptr = rq.env ? envp.data() : process_environ();
-
-  StdioPlan plan;
-  plan_stdio(rq, plan);
-
-  SpawnPath how = force ? forced : choose_path(rq);
-#if defined(PROC_TSAN)
-  if (how == SpawnPath::clone_vfork) how = SpawnPath::fork;
-#endif
-  if (how == SpawnPath::posix_spawn) return spawn_posix_spawn(rq, path, argv.data(), env_ptr, plan);
+/// Starts one attempt: the child for `path` on the path `how`. Throws SpawnFailure.
+inline SpawnResult spawn_at(const SpawnRequest& rq, SpawnPath how, const std::string& path,
+                            char* const* argv, char* const* env_ptr, const StdioPlan& plan) {
+  if (how == SpawnPath::posix_spawn) return spawn_posix_spawn(rq, path, argv, env_ptr, plan);
 
   PreparedIds ids = prepare_ids(rq);
   std::vector<int> keep(rq.pass_fds.begin(), rq.pass_fds.end());
   std::sort(keep.begin(), keep.end());
-  if (keep.size() > 64)
-    throw std::invalid_argument("proc: at most 64 pass_fds on the fork path, got " +
-                                std::to_string(keep.size()));
 
   // The report pipe must not sit on 0..2, where the child's dup2s would overwrite it.
   PipePair report = make_pipe();
@@ -632,17 +644,30 @@ inline SpawnResult spawn(const SpawnRequest& rq, SpawnPath forced = SpawnPath::p
     close_handle(report.write);
     throw;
   }
+  struct CloseReport {
+    PipePair& p;
+    ~CloseReport() {
+      close_handle(p.read);
+      close_handle(p.write);
+    }
+  } close_report{report};
+  std::vector<int> survivors = keep;
+  survivors.insert(std::upper_bound(survivors.begin(), survivors.end(), report.write),
+                   report.write);
 
   ChildArgs a{};
   a.path = path.c_str();
-  a.argv = argv.data();
-  a.envp = env_ptr;
+  a.argv = argv;
+  // With pre_exec and no env of our own, exec reads environ in the child after the callback.
+  a.envp = (!rq.env && how == SpawnPath::fork) ? nullptr : env_ptr;
   a.src = plan.src;
   a.err_to_stdout = rq.err_to_stdout;
   a.cwd = rq.cwd ? rq.cwd->c_str() : nullptr;
   a.close_fds = rq.close_fds;
   a.keep = keep.data();
   a.nkeep = keep.size();
+  a.survivors = survivors.data();
+  a.nsurvivors = survivors.size();
   a.new_session = rq.start_new_session;
   a.set_pgroup = rq.process_group.has_value();
   a.pgroup = rq.process_group.value_or(0);
@@ -685,12 +710,10 @@ inline SpawnResult spawn(const SpawnRequest& rq, SpawnPath forced = SpawnPath::p
     }
   }
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  close_handle(report.write);
+  close_handle(std::exchange(report.write, invalid_handle));
 
-  if (fork_error) {
-    close_handle(report.read);
+  if (fork_error)
     throw SpawnFailure{fork_error, rq.program, stage_message(ChildStage::setup, rq, path)};
-  }
 
   // EOF: the child exec'd (the write end was close-on-exec). A report: it failed; reap it so
   // that the failed copy is neither left running nor a zombie.
@@ -702,15 +725,65 @@ inline SpawnResult spawn(const SpawnRequest& rq, SpawnPath forced = SpawnPath::p
     if (r <= 0) break;
     got += static_cast<std::size_t>(r);
   }
-  close_handle(report.read);
   if (got == sizeof rep) {
     int status;
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
-    throw SpawnFailure{rep.error, rq.program,
-                       stage_message(static_cast<ChildStage>(rep.stage), rq, path)};
+    auto stage = static_cast<ChildStage>(rep.stage);
+    throw SpawnFailure{rep.error, rq.program, stage_message(stage, rq, path),
+                       stage == ChildStage::exec};
   }
   return {pid, how, leads_group(rq)};
+}
+
+/// Starts the child described by `rq`. Throws SpawnFailure when the program cannot be started
+/// (the errno of the failed exec/chdir), std::system_error for other failures.
+inline SpawnResult spawn(const SpawnRequest& rq, SpawnPath forced = SpawnPath::posix_spawn,
+                         bool force = false) {
+#if !defined(PROC_LINUX)
+  if (rq.kill_on_parent_exit)
+    throw std::system_error(ENOTSUP, std::generic_category(),
+                            "proc: kill_on_parent_exit is not supported on this platform");
+#endif
+  check_cwd(rq);
+  std::string searched;
+  const std::vector<Candidate> candidates = program_candidates(rq, searched);
+  std::vector<char*> argv = c_array(rq.argv);
+  std::vector<char*> envp;
+  if (rq.env) envp = c_array(*rq.env);
+  char* const* env_ptr = rq.env ? envp.data() : process_environ();
+
+  StdioPlan plan;
+  plan_stdio(rq, plan);
+
+  SpawnPath how = force ? forced : choose_path(rq);
+#if defined(PROC_TSAN)
+  if (how == SpawnPath::clone_vfork) how = SpawnPath::fork;
+#endif
+  // Each candidate in turn: an exec error other than ENOENT/ENOTDIR is remembered (the first one
+  // is reported) and the search goes on, as Python's does. Any other failure ends it at once.
+  const bool direct = rq.program.find('/') != std::string::npos;
+  std::optional<SpawnFailure> first;
+  for (const Candidate& c : candidates) {
+    if (c.error) {
+      if (!first)
+        first =
+            SpawnFailure{c.error, rq.program, stage_message(ChildStage::exec, rq, c.path), true};
+      continue;
+    }
+    try {
+      return spawn_at(rq, how, c.path, argv.data(), env_ptr, plan);
+    } catch (SpawnFailure& f) {
+      if (!f.exec_stage) throw;
+      if (!first && f.code != ENOENT && f.code != ENOTDIR) first = std::move(f);
+      if (direct && !first) throw;  // a path given as is: its own ENOENT
+    }
+  }
+  if (first) throw std::move(*first);
+  throw SpawnFailure{
+      ENOENT, rq.program,
+      "proc: cannot run '" + rq.program + "': not found in PATH (searched: " + searched + ")",
+      true};
 }
 
 }  // namespace proc::detail

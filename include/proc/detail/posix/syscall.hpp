@@ -30,6 +30,7 @@ enum class Sys {
   pidfd_open,
   waitid,
   kill,
+  access,
   close,
 };
 

@@ -33,8 +33,10 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "proc/detail/windows/handle.hpp"
@@ -265,133 +267,224 @@ class InputWriter final : public DetachedWrite {
   std::string chunk_;
 };
 
-/// Moves data until every stream has ended (true) or `deadline` passes (false).
-inline bool pump(PumpState& st, std::optional<Clock::time_point> deadline) {
-  std::shared_ptr<InputWriter> writer;
-  if (st.in != invalid_handle) {
-    if (auto left = DetachedWrites::instance().take(st.in)) {
-      writer = std::static_pointer_cast<InputWriter>(left);  // the only kind ever parked
-      st.in_pos = std::max(st.in_pos, writer->pos());
-    } else if (st.in_pos >= st.input.size()) {
-      close_handle(st.in);
-      st.in = invalid_handle;
+/// The reader and writer threads of one PumpState while a pump runs.
+class StateStreams {
+ public:
+  explicit StateStreams(PumpState& st) : st_(st) {}
+  StateStreams(const StateStreams&) = delete;
+  StateStreams& operator=(const StateStreams&) = delete;
+  ~StateStreams() { stop_all(); }
+
+  PumpState& state() noexcept { return st_; }
+
+  /// Takes back a write parked on stdin, closes stdin when nothing is left to write; then
+  /// prepares the readers and the writer for the streams still open.
+  void prepare() {
+    if (st_.in != invalid_handle) {
+      if (auto left = DetachedWrites::instance().take(st_.in)) {
+        writer_ = std::static_pointer_cast<InputWriter>(left);  // the only kind ever parked
+        st_.in_pos = std::max(st_.in_pos, writer_->pos());
+      } else if (st_.in_pos >= st_.input.size()) {
+        close_handle(st_.in);
+        st_.in = invalid_handle;
+      }
+    }
+    if (st_.out != invalid_handle) out_.emplace(st_.out, st_.out_sink);
+    if (st_.err != invalid_handle) err_.emplace(st_.err, st_.err_sink);
+    if (st_.in != invalid_handle && !writer_)
+      writer_ = std::make_shared<InputWriter>(st_.in, st_.in_pos);
+  }
+
+  [[nodiscard]] int streams() const noexcept {
+    return (out_ ? 1 : 0) + (err_ ? 1 : 0) + (writer_ ? 1 : 0);
+  }
+
+  /// With one stream and no deadline: the calling thread does the work itself.
+  void run_here() {
+    if (writer_) {
+      writer_->attach(st_.input, true);
+      finish_writer();
+    }
+    for (auto* r : {&out_, &err_}) {
+      if (!*r) continue;
+      (*r)->run();
+      finish_reader(*r);
     }
   }
-  if (st.done()) return true;
 
-  std::optional<StreamReader> out, err;
-  if (st.out != invalid_handle) out.emplace(st.out, st.out_sink);
-  if (st.err != invalid_handle) err.emplace(st.err, st.err_sink);
-  if (st.in != invalid_handle && !writer) writer = std::make_shared<InputWriter>(st.in, st.in_pos);
+  void start() {
+    if (writer_) writer_->attach(st_.input, false);
+    if (out_) out_->start();
+    if (err_) err_->start();
+  }
 
-  // A reader whose thread has ended (or that ran here): rethrow its error, or close its pipe
-  // when it reached the end.
-  auto finish_reader = [&](std::optional<StreamReader>& r) {
-    r->join();
-    native_handle& h = &r == &out ? st.out : st.err;
-    if (auto e = r->error()) std::rethrow_exception(e);
-    if (r->ended()) {
-      close_handle(h);
-      h = invalid_handle;
+  /// The threads to wait for; a writer with nothing left to do is finished here.
+  void waits(std::vector<HANDLE>& v) {
+    if (out_) v.push_back(out_->thread());
+    if (err_) v.push_back(err_->thread());
+    if (writer_) {
+      if (!writer_->thread())
+        finish_writer();  // nothing was left to write
+      else
+        v.push_back(writer_->thread());
     }
-    r.reset();
-  };
-  // The writer whose run() has returned: rethrow its error, or close stdin (all written, or
-  // the child stopped reading) so that the child sees EOF now.
-  auto finish_writer = [&] {
-    if (writer->thread()) ::WaitForSingleObject(writer->thread(), INFINITE);
-    if (auto e = writer->error()) std::rethrow_exception(e);
-    st.in_pos = writer->pos();
-    if (writer->finished()) {
-      writer.reset();
-      close_handle(st.in);
-      st.in = invalid_handle;
-    }
-    writer.reset();
-  };
-  // At the deadline or on an error: stop the readers (nothing is lost), park a busy writer.
-  auto stop_all = [&]() noexcept {
-    for (auto* r : {&out, &err}) {
+  }
+
+  /// `ended` (a thread of ours) has returned: finish its stream. False if not ours.
+  bool finish(HANDLE ended) {
+    if (out_ && out_->thread() == ended) return finish_reader(out_), true;
+    if (err_ && err_->thread() == ended) return finish_reader(err_), true;
+    if (writer_ && writer_->thread() == ended) return finish_writer(), true;
+    return false;
+  }
+
+  /// At the deadline, on an error or when the pump returns: stop the readers (nothing is lost),
+  /// park a busy writer.
+  void stop_all() noexcept {
+    for (auto* r : {&out_, &err_}) {
       if (!*r) continue;
       (*r)->stop();
-      native_handle& h = r == &out ? st.out : st.err;
+      native_handle& h = r == &out_ ? st_.out : st_.err;
       if ((*r)->ended()) {
         close_handle(h);
         h = invalid_handle;
       }
       r->reset();
     }
-    if (!writer) return;
-    writer->detach();
-    st.in_pos = writer->pos();
-    if (!writer->exited()) {
+    if (!writer_) return;
+    writer_->detach();
+    st_.in_pos = writer_->pos();
+    if (!writer_->exited()) {
       try {
-        DetachedWrites::instance().put(st.in, writer);
+        DetachedWrites::instance().put(st_.in, writer_);
       } catch (...) {
-        writer->abandon();  // no memory to park it: cancel (bytes in flight may repeat)
+        writer_->abandon();  // no memory to park it: cancel (bytes in flight may repeat)
       }
-    } else if (writer->finished() && !writer->error()) {
-      close_handle(st.in);
-      st.in = invalid_handle;
+    } else if (writer_->finished() && !writer_->error()) {
+      close_handle(st_.in);
+      st_.in = invalid_handle;
     }
-    writer.reset();
-  };
+    writer_.reset();
+  }
 
-  try {
-    const int streams = (out ? 1 : 0) + (err ? 1 : 0) + (writer ? 1 : 0);
-    if (!deadline && streams == 1 && (!writer || writer->exited())) {
-      // One stream and no deadline: this thread does the work.
-      if (writer) {
-        writer->attach(st.input, true);
-        finish_writer();
-      }
-      for (auto* r : {&out, &err}) {
-        if (!*r) continue;
-        (*r)->run();
-        finish_reader(*r);
-      }
-      return true;
+ private:
+  // A reader whose thread has ended (or that ran here): rethrow its error, or close its pipe
+  // when it reached the end.
+  void finish_reader(std::optional<StreamReader>& r) {
+    r->join();
+    native_handle& h = &r == &out_ ? st_.out : st_.err;
+    auto e = r->error();
+    bool ended = r->ended();
+    r.reset();
+    if (e) std::rethrow_exception(e);
+    if (ended) {
+      close_handle(h);
+      h = invalid_handle;
     }
-    if (deadline && Clock::now() >= *deadline) {
-      stop_all();
-      return false;
+  }
+  // The writer whose run() has returned: rethrow its error, or close stdin (all written, or the
+  // child stopped reading) so that the child sees EOF now.
+  void finish_writer() {
+    if (writer_->thread()) ::WaitForSingleObject(writer_->thread(), INFINITE);
+    auto e = writer_->error();
+    st_.in_pos = writer_->pos();
+    bool finished = writer_->finished();
+    writer_.reset();
+    if (e) std::rethrow_exception(e);
+    if (finished) {
+      close_handle(st_.in);
+      st_.in = invalid_handle;
     }
-    if (writer) writer->attach(st.input, false);
-    if (out) out->start();
-    if (err) err->start();
-    for (;;) {
-      HANDLE waits[3];
-      DWORD n = 0;
-      if (out) waits[n++] = out->thread();
-      if (err) waits[n++] = err->thread();
-      if (writer) {
-        if (!writer->thread()) {
-          finish_writer();  // nothing was left to write
-          continue;
-        }
-        waits[n++] = writer->thread();
-      }
-      if (n == 0) return true;
-      DWORD r = ::WaitForMultipleObjects(n, waits, FALSE, wait_millis(deadline));
-      if (r == WAIT_TIMEOUT) {
-        if (deadline && Clock::now() >= *deadline) {
-          stop_all();
-          return false;
-        }
-        continue;
-      }
-      if (r >= WAIT_OBJECT_0 + n) throw_last_error("proc: WaitForMultipleObjects");
-      HANDLE ended = waits[r - WAIT_OBJECT_0];
-      if (out && out->thread() == ended)
-        finish_reader(out);
-      else if (err && err->thread() == ended)
-        finish_reader(err);
-      else if (writer)
-        finish_writer();
+  }
+
+  PumpState& st_;
+  std::optional<StreamReader> out_, err_;
+  std::shared_ptr<InputWriter> writer_;
+};
+
+/// Moves data on the streams of every state and watches the exit handles (process handles) in
+/// `exits`, until a state has all its streams ended or records an error, an exit handle is
+/// signalled, or `deadline` passes. States already done (or holding an error) are skipped.
+inline void pump_many(std::span<PumpState* const> states, std::span<const native_handle> exits,
+                      std::optional<Clock::time_point> deadline) {
+  std::vector<std::unique_ptr<StateStreams>> all;
+  all.reserve(states.size());
+  for (PumpState* st : states) {
+    if (st->error || st->done()) continue;
+    auto ss = std::make_unique<StateStreams>(*st);
+    try {
+      ss->prepare();
+    } catch (...) {
+      st->error = std::current_exception();
+      return;
     }
-  } catch (...) {
-    stop_all();
-    throw;
+    if (!st->done()) all.push_back(std::move(ss));
+  }
+  if (all.empty() && exits.empty()) return;
+
+  // One stream, no exits and no deadline: this thread does the work.
+  if (all.size() == 1 && exits.empty() && !deadline && all[0]->streams() == 1) {
+    try {
+      all[0]->run_here();
+    } catch (...) {
+      all[0]->state().error = std::current_exception();
+    }
+    return;
+  }
+  for (auto& ss : all) {
+    try {
+      ss->start();
+    } catch (...) {
+      ss->state().error = std::current_exception();
+      return;  // the destructors stop every thread started so far
+    }
+  }
+  std::vector<HANDLE> waits;
+  for (;;) {
+    waits.assign(exits.begin(), exits.end());
+    const std::size_t first_thread = waits.size();
+    std::vector<StateStreams*> owners;
+    for (auto& ss : all) {
+      if (ss->state().error || ss->state().done()) continue;
+      const bool was_done = ss->state().done();
+      std::size_t before = waits.size();
+      try {
+        ss->waits(waits);
+      } catch (...) {
+        ss->state().error = std::current_exception();
+        return;
+      }
+      if (!was_done && ss->state().done()) return;
+      owners.insert(owners.end(), waits.size() - before, ss.get());
+    }
+    if (waits.empty()) return;
+    if (deadline && Clock::now() >= *deadline) return;
+    std::optional<std::size_t> i = wait_for_any(waits, deadline);
+    if (!i) {
+      if (deadline && Clock::now() >= *deadline) return;
+      continue;
+    }
+    if (*i < first_thread) return;  // a child exited
+    StateStreams* owner = owners[*i - first_thread];
+    try {
+      owner->finish(waits[*i]);
+    } catch (...) {
+      owner->state().error = std::current_exception();
+      return;
+    }
+    if (owner->state().done()) return;
+  }
+}
+
+/// Moves data until every stream of `st` has ended (true) or `deadline` passes (false). An
+/// error is rethrown (and cleared from the state, which can then be pumped again).
+inline bool pump(PumpState& st, std::optional<Clock::time_point> deadline) {
+  PumpState* one[1] = {&st};
+  for (;;) {
+    pump_many(one, {}, deadline);
+    if (st.error) std::rethrow_exception(std::exchange(st.error, nullptr));
+    if (st.done()) return true;
+    if (deadline && Clock::now() >= *deadline) return false;
   }
 }
 

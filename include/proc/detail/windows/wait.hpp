@@ -21,10 +21,12 @@
 //   Such handles are kept until their jobs empty or this process ends.
 // - Windows has no zombies: a detached child needs no reaper, only its handles closed.
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -33,6 +35,7 @@
 #include "proc/detail/windows/signals.hpp"
 #include "proc/detail/windows/spawn.hpp"
 #include "proc/detail/windows/win32.hpp"
+#include "proc/usage.hpp"
 
 namespace proc::detail {
 
@@ -47,6 +50,78 @@ inline DWORD wait_millis(std::optional<Clock::time_point> deadline) {
   const auto left = *deadline - now;
   auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
   return ms >= static_cast<long long>(INFINITE) ? INFINITE - 1 : static_cast<DWORD>(ms);
+}
+
+/// Waits until one of `handles` is signalled or `deadline` passes: its index, or nullopt. Any
+/// number of handles: past what one WaitForMultipleObjects takes (64), helper threads each wait
+/// on a share of them plus a stop event, and the first to see one signalled reports it.
+inline std::optional<std::size_t> wait_for_any(std::span<const HANDLE> handles,
+                                               std::optional<Clock::time_point> deadline) {
+  constexpr std::size_t direct = MAXIMUM_WAIT_OBJECTS;
+  if (handles.size() <= direct) {
+    DWORD r = ::WaitForMultipleObjects(static_cast<DWORD>(handles.size()), handles.data(), FALSE,
+                                       wait_millis(deadline));
+    if (r == WAIT_TIMEOUT) return std::nullopt;
+    if (r >= WAIT_OBJECT_0 && r < WAIT_OBJECT_0 + handles.size()) return r - WAIT_OBJECT_0;
+    if (r >= WAIT_ABANDONED_0 && r < WAIT_ABANDONED_0 + handles.size()) return r - WAIT_ABANDONED_0;
+    throw_last_error("proc: WaitForMultipleObjects");
+  }
+  struct Shared {
+    UniqueHandle stop{::CreateEventW(nullptr, TRUE, FALSE, nullptr)};
+    UniqueHandle found{::CreateEventW(nullptr, TRUE, FALSE, nullptr)};
+    std::atomic<std::size_t> index{static_cast<std::size_t>(-1)};
+  } shared;
+  if (!shared.stop || !shared.found) throw_last_error("proc: CreateEvent");
+  struct Group {
+    Shared* shared;
+    std::size_t base;
+    std::vector<HANDLE> waits;  // [stop, handles...]
+    HANDLE thread = nullptr;
+    void run() noexcept {
+      DWORD r =
+          ::WaitForMultipleObjects(static_cast<DWORD>(waits.size()), waits.data(), FALSE, INFINITE);
+      std::size_t k = static_cast<std::size_t>(-1);
+      if (r > WAIT_OBJECT_0 && r < WAIT_OBJECT_0 + waits.size()) k = r - WAIT_OBJECT_0;
+      if (r > WAIT_ABANDONED_0 && r < WAIT_ABANDONED_0 + waits.size()) k = r - WAIT_ABANDONED_0;
+      if (k == static_cast<std::size_t>(-1)) return;
+      std::size_t none = static_cast<std::size_t>(-1);
+      shared->index.compare_exchange_strong(none, base + k - 1);
+      ::SetEvent(shared->found.get());
+    }
+    static DWORD WINAPI main(void* self) {
+      static_cast<Group*>(self)->run();
+      return 0;
+    }
+  };
+  std::vector<Group> groups;
+  for (std::size_t b = 0; b < handles.size(); b += direct - 1) {
+    Group g{&shared, b, {shared.stop.get()}};
+    for (std::size_t k = b; k < std::min(handles.size(), b + direct - 1); ++k)
+      g.waits.push_back(handles[k]);
+    groups.push_back(std::move(g));
+  }
+  struct Join {
+    std::vector<Group>& groups;
+    HANDLE stop;
+    ~Join() {
+      ::SetEvent(stop);
+      for (Group& g : groups)
+        if (g.thread) {
+          ::WaitForSingleObject(g.thread, INFINITE);
+          ::CloseHandle(g.thread);
+        }
+    }
+  } join{groups, shared.stop.get()};
+  for (Group& g : groups) {
+    g.thread = ::CreateThread(nullptr, 64 * 1024, &Group::main, &g,
+                              STACK_SIZE_PARAM_IS_A_RESERVATION, nullptr);
+    if (!g.thread) throw_last_error("proc: CreateThread");
+  }
+  DWORD r = ::WaitForSingleObject(shared.found.get(), wait_millis(deadline));
+  if (r == WAIT_FAILED) throw_last_error("proc: WaitForSingleObject");
+  std::size_t k = shared.index.load();
+  if (k == static_cast<std::size_t>(-1)) return std::nullopt;
+  return k;
 }
 
 /// Holds the handles of kill-on-close jobs that still have processes, until they are empty.
@@ -92,6 +167,8 @@ class Process {
   [[nodiscard]] DWORD pid() const noexcept { return pid_; }
   [[nodiscard]] bool group_leader() const noexcept { return group_leader_; }
   [[nodiscard]] HANDLE process_handle() const noexcept { return process_.get(); }
+  /// What a loop can wait on for the child's exit: the process handle (signalled at exit).
+  [[nodiscard]] HANDLE exit_handle() const noexcept { return process_.get(); }
   [[nodiscard]] HANDLE job_handle() const noexcept { return job_.get(); }
 
   /// The returncode if the child has exited, else nullopt. Never blocks.
@@ -114,6 +191,15 @@ class Process {
   /// this does not reap; a Windows process handle keeps the PID reserved either way.)
   bool wait_exited(std::optional<Clock::time_point> deadline) {
     return wait_until(deadline).has_value();
+  }
+
+  /// Whether the child has exited. Never blocks.
+  bool has_exited() { return try_wait().has_value(); }
+
+  /// What the child cost, once it has exited: process times and peak working set.
+  std::optional<ResourceUsage> resource_usage() {
+    std::lock_guard lock(m_);
+    return usage_;
   }
 
   /// terminate()/kill(): TerminateProcess with exit code 1, unless the child has exited.
@@ -162,6 +248,21 @@ class Process {
     DWORD code = 0;
     if (!::GetExitCodeProcess(process_.get(), &code)) throw_last_error("proc: GetExitCodeProcess");
     status_ = static_cast<int>(code);  // NTSTATUS crash codes come out negative
+    ResourceUsage u;
+    FILETIME created, exited, kernel, user;
+    if (::GetProcessTimes(process_.get(), &created, &exited, &kernel, &user)) {
+      auto ticks = [](const FILETIME& f) {
+        return std::chrono::nanoseconds(
+            ((static_cast<long long>(f.dwHighDateTime) << 32) | f.dwLowDateTime) * 100);
+      };
+      u.user_time = ticks(user);
+      u.system_time = ticks(kernel);
+    }
+    PROCESS_MEMORY_COUNTERS mem{};
+    mem.cb = sizeof mem;
+    if (::GetProcessMemoryInfo(process_.get(), &mem, sizeof mem))
+      u.max_rss = mem.PeakWorkingSetSize;
+    usage_ = u;
     return status_;
   }
 
@@ -172,6 +273,7 @@ class Process {
   UniqueHandle job_;
   std::mutex m_;
   std::optional<int> status_;
+  std::optional<ResourceUsage> usage_;
 };
 
 /// OnDestroy::detach. A Windows process leaves no zombie, so adopting a child only closes our

@@ -20,6 +20,11 @@
 #  define PROC_UNDEF_NOMINMAX
 #endif
 #include <windows.h>
+// GetProcessMemoryInfo as K32GetProcessMemoryInfo, which kernel32 exports (no psapi.lib).
+#if !defined(PSAPI_VERSION)
+#  define PSAPI_VERSION 2
+#endif
+#include <psapi.h>
 #if defined(PROC_UNDEF_WIN32_LEAN_AND_MEAN)
 #  undef WIN32_LEAN_AND_MEAN
 #  undef PROC_UNDEF_WIN32_LEAN_AND_MEAN
