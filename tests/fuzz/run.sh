@@ -15,7 +15,7 @@ cd "$(dirname "$0")/../.."
 seconds=${PROC_FUZZ_SECONDS:-20}
 build=build/fuzz
 fuzzers=("$@")
-[ ${#fuzzers[@]} -gt 0 ] || fuzzers=(shlex windows_quote environment)
+[ ${#fuzzers[@]} -gt 0 ] || fuzzers=(shlex windows_quote environment codec)
 
 need=()
 command -v clang++ >/dev/null || need+=(clang)

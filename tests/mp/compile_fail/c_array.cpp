@@ -1,0 +1,8 @@
+// expect: a C array cannot travel
+#include <proc/mp/codec.hpp>
+
+int main() {
+  int values[3] = {1, 2, 3};
+  proc::mp::Writer w;
+  w.write(values);
+}
