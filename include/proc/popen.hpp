@@ -42,6 +42,9 @@ struct RunTag {};
 /// What the helpers built on Popen (run, pipelines, run_all, proc::mp) reach inside it for.
 struct PopenAccess;
 
+/// Tag for proc::mp: the child also inherits the handles given, at the same values.
+struct InheritTag {};
+
 /// Now plus `timeout`, saturating instead of overflowing: a timeout of `nanoseconds::max()`
 /// means "no limit" rather than "already expired", and a negative one means now.
 inline Clock::time_point deadline_after(std::chrono::nanoseconds timeout) {
@@ -166,6 +169,11 @@ class Popen {
   /// For the run-style helpers (allows `input`, `check`, `timeout`, which they handle).
   Popen(detail::RunTag, std::vector<std::string> args, const Options& options) {
     start(std::move(args), options, true);
+  }
+  /// For proc::mp: the child also inherits `inherit` (descriptors / handles) at the same values.
+  Popen(detail::InheritTag, std::vector<std::string> args, const Options& options,
+        std::vector<native_handle_type> inherit) {
+    start(std::move(args), options, false, std::move(inherit));
   }
 
   Popen(Popen&&) noexcept = default;
@@ -431,7 +439,8 @@ class Popen {
     return detail::pump(st, deadline);
   }
 
-  void start(std::vector<std::string> args, const Options& o, bool for_run);
+  void start(std::vector<std::string> args, const Options& o, bool for_run,
+             std::vector<native_handle_type> inherit = {});
 
   void destroy() noexcept {
     if (!impl_) return;
@@ -471,7 +480,8 @@ class Popen {
   std::unique_ptr<Impl> impl_;
 };
 
-inline void Popen::start(std::vector<std::string> args, const Options& o, bool for_run) {
+inline void Popen::start(std::vector<std::string> args, const Options& o, bool for_run,
+                         std::vector<native_handle_type> inherit) {
   detail::validate(args, o, for_run);
   auto s = std::make_unique<Impl>();
   s->on_destroy = o.on_destroy;
@@ -507,6 +517,7 @@ inline void Popen::start(std::vector<std::string> args, const Options& o, bool f
   rq.pre_exec = o.pre_exec ? &o.pre_exec : nullptr;
   rq.kill_on_parent_exit = o.kill_on_parent_exit;
   rq.shell = o.shell;
+  rq.inherit = std::move(inherit);
 
   // The child's ends: opened here (close-on-exec), closed once the child has its copies.
   PipeEnd child_ends[3];

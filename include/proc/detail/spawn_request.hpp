@@ -39,6 +39,9 @@ struct BasicSpawnRequest {
   const std::function<void()>* pre_exec = nullptr;  // null or empty: none
   bool kill_on_parent_exit = false;
   bool shell = false;  // for messages only
+  // More handles the child gets, at the same values (proc::mp passes its channels this way).
+  // POSIX: as pass_fds. Windows: made inheritable for the spawn and put in the handle list.
+  std::vector<Handle> inherit;
 };
 
 }  // namespace proc::detail

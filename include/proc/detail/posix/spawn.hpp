@@ -739,7 +739,19 @@ inline SpawnResult spawn_at(const SpawnRequest& rq, SpawnPath how, const std::st
 /// Starts the child described by `rq`. Throws SpawnFailure when the program cannot be started
 /// (the errno of the failed exec/chdir), std::system_error for other failures.
 inline SpawnResult spawn(const SpawnRequest& rq, SpawnPath forced = SpawnPath::posix_spawn,
-                         bool force = false) {
+                         bool force = false);
+
+/// Handles to inherit at their values are pass_fds on POSIX.
+inline SpawnResult spawn_inheriting(const SpawnRequest& rq) {
+  SpawnRequest with = rq;
+  with.pass_fds.insert(with.pass_fds.end(), rq.inherit.begin(), rq.inherit.end());
+  with.inherit.clear();
+  with.close_fds = true;
+  return spawn(with);
+}
+
+inline SpawnResult spawn(const SpawnRequest& rq, SpawnPath forced, bool force) {
+  if (!rq.inherit.empty()) return spawn_inheriting(rq);
 #if !defined(PROC_LINUX)
   if (rq.kill_on_parent_exit)
     throw std::system_error(ENOTSUP, std::generic_category(),

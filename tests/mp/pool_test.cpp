@@ -1,0 +1,278 @@
+// proc::mp::Pool and Future: ordered map, submit, imap_unordered, a worker that dies in the middle
+// of a task, timeouts, cancellation, recycling, a broken start, many tiny tasks, and what is left
+// afterwards (nothing). This program is its own child (see mp_main.cpp).
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <proc/mp.hpp>
+#include <ranges>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../test_support.hpp"
+
+#if !defined(_WIN32)
+#  include <dirent.h>
+#  include <poll.h>
+#  include <signal.h>
+#  include <sys/syscall.h>
+#  include <unistd.h>
+#endif
+
+using namespace std::chrono_literals;
+namespace mp = proc::mp;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// A program whose start is broken when asked: this static initialiser aborts before main, the way
+// a bad configuration or a missing library breaks a real program's start.
+[[maybe_unused]] const bool broken_start = [] {
+  if (std::getenv("PROC_TEST_BREAK_START")) std::abort();
+  return false;
+}();
+
+int square(int x) { return x * x; }
+int my_pid() { return mp::current_process().pid; }
+int nap(int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return ms;
+}
+int fail_on_odd(int x) {
+  if (x % 2) throw std::invalid_argument("odd: " + std::to_string(x));
+  return x;
+}
+// Writes this worker's pid to `path`, then sleeps: the test kills it from outside.
+int pid_then_sleep(std::string path) {
+  { std::ofstream(path + ".tmp") << mp::current_process().pid; }
+  std::filesystem::rename(path + ".tmp", path);
+  std::this_thread::sleep_for(std::chrono::seconds(60));
+  return 0;
+}
+
+#if !defined(_WIN32)
+int threads_now() {
+  int n = 0;
+  if (DIR* d = ::opendir("/proc/self/task")) {
+    while (dirent* e = ::readdir(d))
+      if (e->d_name[0] != '.') ++n;
+    ::closedir(d);
+  }
+  return n;
+}
+bool sigint_ignored() {
+  struct sigaction sa {};
+  ::sigaction(SIGINT, nullptr, &sa);
+  return sa.sa_handler == SIG_IGN;
+}
+#endif
+
+}  // namespace
+
+TEST_CASE("pool: map returns results in input order; submit and get") {
+  mp::Pool pool({.workers = 4});
+  std::vector<int> squares = pool.map(mp::fn<&square>, std::views::iota(0, 100));
+  REQUIRE(squares.size() == 100);
+  for (int i = 0; i < 100; ++i) CHECK(squares[static_cast<std::size_t>(i)] == i * i);
+  mp::Future<int> f = pool.submit(mp::fn<&square>, 12);
+  CHECK(f.get() == 144);
+  CHECK(f.ready());
+  CHECK_THROWS_AS(f.get(), std::logic_error);
+  auto s = pool.submit([](std::string a, std::string b) { return a + b; }, std::string("ab"),
+                       std::string("cd"));
+  CHECK(s.get() == "abcd");
+  CHECK(pool.map([](int x) { return x + 1; }, std::vector<int>{}).empty());
+}
+
+TEST_CASE("pool: map waits for every task, then throws the first failure in input order") {
+  mp::Pool pool({.workers = 2});
+  try {
+    pool.map(mp::fn<&fail_on_odd>, std::vector<int>{0, 2, 3, 4, 5});
+    FAIL("no exception");
+  } catch (const mp::RemoteError& e) {
+    CHECK(e.message == "odd: 3");
+    CHECK(e.type == "std::invalid_argument");
+  }
+  CHECK(pool.submit(mp::fn<&square>, 3).get() == 9);  // still working
+}
+
+TEST_CASE("pool: imap_unordered yields results as they finish") {
+  mp::Pool pool({.workers = 3});
+  std::vector<int> order;
+  for (int r : pool.imap_unordered(mp::fn<&nap>, std::vector<int>{600, 50, 300}))
+    order.push_back(r);
+  CHECK(order == std::vector<int>{50, 300, 600});
+}
+
+TEST_CASE("pool: a worker that dies in a task fails exactly that task, and the pool goes on") {
+  mp::Pool pool({.workers = 2});
+  auto ok1 = pool.submit(mp::fn<&nap>, 300);
+  auto dies = pool.submit([] {
+    std::abort();
+    return 0;
+  });
+  auto ok2 = pool.submit(mp::fn<&nap>, 100);
+  try {
+    dies.get();
+    FAIL("no exception");
+  } catch (const mp::WorkerDied& e) {
+#if !defined(_WIN32)
+    CHECK(e.returncode == -SIGABRT);
+#endif
+    CHECK(e.pid > 0);
+  }
+  CHECK(ok1.get() == 300);
+  CHECK(ok2.get() == 100);
+  // Killed from outside, mid-task.
+  auto path = (std::filesystem::temp_directory_path() /
+               ("proc-pool-pid-" + std::to_string(mp::current_process().pid)))
+                  .string();
+  std::filesystem::remove(path);
+  auto victim = pool.submit(mp::fn<&pid_then_sleep>, path);
+  auto deadline = Clock::now() + 60s;
+  while (!std::filesystem::exists(path) && Clock::now() < deadline)
+    std::this_thread::sleep_for(5ms);
+  int pid = 0;
+  std::ifstream(path) >> pid;
+  REQUIRE(pid > 0);
+#if !defined(_WIN32)
+  ::kill(pid, SIGKILL);
+  CHECK_THROWS_AS(victim.get(), mp::WorkerDied);
+#else
+  (void)victim.cancel();
+#endif
+  std::filesystem::remove(path);
+  // New work still runs, on replacement workers.
+  auto after = pool.map(mp::fn<&square>, std::views::iota(0, 20));
+  CHECK(after[19] == 361);
+}
+
+TEST_CASE("pool: a task over task_timeout is TaskTimeout; the pool goes on") {
+  mp::Pool pool({.workers = 1, .task_timeout = 300ms});
+  auto t0 = Clock::now();
+  auto slow = pool.submit(mp::fn<&nap>, 30000);
+  CHECK_THROWS_AS(slow.get(), mp::TaskTimeout);
+  CHECK(Clock::now() - t0 < 20s);
+  CHECK(pool.submit(mp::fn<&nap>, 10).get() == 10);
+}
+
+TEST_CASE("pool: cancel a queued task and a running one") {
+  mp::Pool pool({.workers = 1});
+  auto running = pool.submit(mp::fn<&nap>, 30000);
+  auto queued = pool.submit(mp::fn<&square>, 4);
+  CHECK(queued.cancel());
+  CHECK_THROWS_AS(queued.get(), mp::TaskCancelled);
+  std::this_thread::sleep_for(100ms);  // it is running by now
+  auto t0 = Clock::now();
+  CHECK(running.cancel());
+  CHECK_THROWS_AS(running.get(), mp::TaskCancelled);
+  CHECK(Clock::now() - t0 < 20s);
+  auto done = pool.submit(mp::fn<&square>, 5);
+  CHECK(done.get() == 25);
+  CHECK_FALSE(done.cancel());  // finished already
+}
+
+TEST_CASE("pool: max_tasks_per_worker replaces workers") {
+  mp::Pool pool({.workers = 1, .max_tasks_per_worker = 2});
+  std::set<int> pids;
+  for (int i = 0; i < 6; ++i) pids.insert(pool.submit(mp::fn<&my_pid>).get());
+  CHECK(pids.size() == 3);
+}
+
+TEST_CASE("pool: workers that cannot start end the pool with PoolBroken, not a respawn loop") {
+  auto t0 = Clock::now();
+  try {
+    mp::Pool pool(
+        {.workers = 2, .worker = {.daemon = true, .env_update = {{"PROC_TEST_BREAK_START", "1"}}}});
+    FAIL("no exception");
+  } catch (const mp::PoolBroken& e) {
+    CHECK_THAT(e.what(), Catch::Contains("cannot start"));
+  }
+  CHECK(Clock::now() - t0 < 30s);
+#if !defined(_WIN32)
+  CHECK(test::no_children_within(5s));
+#endif
+}
+
+TEST_CASE("pool: close, join, terminate; misuse is logic_error") {
+  mp::Pool pool({.workers = 2});
+  auto a = pool.submit(mp::fn<&nap>, 200);
+  CHECK_THROWS_AS(pool.join(), std::logic_error);  // not closed yet
+  pool.close();
+  CHECK_THROWS_AS(pool.submit(mp::fn<&square>, 1), std::logic_error);
+  pool.join();  // the queued task ran first
+  CHECK(a.get() == 200);
+
+  mp::Pool other({.workers = 1});
+  auto long_one = other.submit(mp::fn<&nap>, 30000);
+  auto waiting = other.submit(mp::fn<&square>, 2);
+  auto t0 = Clock::now();
+  other.terminate();
+  CHECK(Clock::now() - t0 < 10s);
+  CHECK_THROWS_AS(long_one.get(), mp::PoolBroken);
+  CHECK_THROWS_AS(waiting.get(), mp::PoolBroken);
+#if !defined(_WIN32)
+  CHECK(test::no_children_within(5s));
+#endif
+}
+
+#if !defined(_WIN32)
+TEST_CASE("pool: 10,000 tiny tasks leave no descriptor, thread or zombie behind") {
+  const int fds = test::open_fd_count();
+  const int threads = threads_now();
+  {
+    mp::Pool pool({.workers = 2});
+    auto r = pool.map(mp::fn<&square>, std::views::iota(0, 10000));
+    CHECK(r[9999] == 9999 * 9999);
+    CHECK(pool.submit([] { return sigint_ignored(); }).get());  // workers leave Ctrl+C to us
+  }
+  CHECK(test::open_fd_count() == fds);
+  CHECK(threads_now() == threads);
+  CHECK(test::no_children_within(5s));
+}
+
+TEST_CASE("pool: the parent SIGKILLed: every worker is gone soon after") {
+  auto [a, b] = mp::connection_pair<std::vector<int>>();
+  auto parent = mp::spawn(
+      [](mp::Connection<std::vector<int>> c) {
+        mp::Pool pool({.workers = 3});
+        // One task per worker, all at once, so that each reports its own pid.
+        std::vector<mp::Future<int>> fs;
+        for (int i = 0; i < 3; ++i)
+          fs.push_back(pool.submit([] {
+            std::this_thread::sleep_for(std::chrono::milliseconds(300));
+            return mp::current_process().pid;
+          }));
+        std::vector<int> pids;
+        for (auto& f : fs) pids.push_back(f.get());
+        c.send(pids);
+        std::this_thread::sleep_for(std::chrono::seconds(120));
+      },
+      std::move(b));
+  std::vector<int> pids = a.recv();
+  REQUIRE(pids.size() == 3);
+  std::vector<int> pidfds;
+  for (int pid : pids) pidfds.push_back(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  parent.kill();
+  CHECK_THROWS_AS(parent.join(), mp::ProcessDied);
+  for (int fd : pidfds) {
+    REQUIRE(fd >= 0);
+    pollfd p{fd, POLLIN, 0};
+    CHECK(::poll(&p, 1, 10000) == 1);
+    ::close(fd);
+  }
+}
+#endif
+
+#if defined(_WIN32)
+TEST_CASE("pool: more than 61 workers on Windows") {
+  mp::Pool pool({.workers = 64});
+  auto r = pool.map(mp::fn<&square>, std::views::iota(0, 256));
+  CHECK(r[255] == 255 * 255);
+}
+#endif
