@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -101,9 +102,13 @@ void spawn_error(const Scratch& s, const std::string& label, const std::function
 struct Path {
   const char* name;
   proc::Options options;
+  bool posix_spawn = false;  // take posix_spawn, the plain twin of the default clone3 child
 };
 std::vector<Path> spawn_paths() {
-  return {{"posix_spawn", {}}, {"clone", {.umask = 022u}}, {"fork", {.pre_exec = [] {}}}};
+  return {{"default (clone3)", {}},
+          {"posix_spawn", {}, true},
+          {"clone", {.umask = 022u}},
+          {"fork", {.pre_exec = [] {}}}};
 }
 
 }  // namespace
@@ -234,6 +239,8 @@ TEST_CASE("bad input: missing, non-executable and directory programs on every sp
   fs::create_directories(s.dir / "bin2" / "proc-dir-only");
   const std::string missing = (s.dir / "no-such-program").string();
   for (const auto& path : spawn_paths()) {
+    std::optional<test::PreferPosixSpawn> twin;
+    if (path.posix_spawn) twin.emplace();
     proc::Options o = path.options;
     std::string p = path.name;
     auto with = [&](proc::Options extra) {

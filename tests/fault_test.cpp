@@ -180,6 +180,7 @@ TEST_CASE("fault: EINTR from every call through the seam is retried and the resu
 }
 
 TEST_CASE("fault: EAGAIN and ENOMEM from posix_spawn are SpawnErrors, nothing leaked") {
+  test::PreferPosixSpawn posix_spawn;
   auto path = temp_file("spawn");
   for (int err : {EAGAIN, ENOMEM}) {
     INFO("errno " << err);
@@ -232,17 +233,20 @@ TEST_CASE("fault: EAGAIN and ENOMEM from clone and fork are SpawnErrors, nothing
 }
 
 TEST_CASE("fault: EMFILE from pipe2 at each pipe a spawn needs is a clean SpawnError") {
-  // in, out, err pipes, then (clone path, umask) the exec-report pipe: fail each in turn.
-  for (int k = 0; k < 4; ++k) {
-    INFO("pipe number " << k);
+  // in, out, err pipes, then (fork path, pre_exec) the exec-report pipe: fail each in turn. The
+  // clone paths report through shared memory: three pipes.
+  const proc::Options via_clone{
+      .in = proc::pipe, .out = proc::pipe, .err = proc::pipe, .umask = 022u};
+  const proc::Options via_fork{
+      .in = proc::pipe, .out = proc::pipe, .err = proc::pipe, .pre_exec = [] {}};
+  for (int k = 0; k < 7; ++k) {
+    const proc::Options& o = k < 3 ? via_clone : via_fork;
+    INFO("pipe number " << (k < 3 ? k : k - 3) << (k < 3 ? " (clone)" : " (fork)"));
     NoLeak guard;
     {
       Faults f;
-      f.fail(Sys::pipe, EMFILE, k);
-      auto e = thrown<proc::SpawnError>([&] {
-        proc::Popen p(cmd({"exit", "0"}),
-                      {.in = proc::pipe, .out = proc::pipe, .err = proc::pipe, .umask = 022u});
-      });
+      f.fail(Sys::pipe, EMFILE, k < 3 ? k : k - 3);
+      auto e = thrown<proc::SpawnError>([&] { proc::Popen p(cmd({"exit", "0"}), o); });
       REQUIRE(e);
       CHECK(e->code().value() == EMFILE);
       CHECK(e->program == test::child);

@@ -125,6 +125,19 @@ TEST_CASE("options: restore_signals resets SIGPIPE and the signal mask, keeps ot
   CHECK(kept == "SIGPIPE=ign blocked=0 SIGINT=ign SIGUSR1blocked=1\n");
 }
 
+TEST_CASE("options: the default spawn is proc's own clone3 child where the kernel has it") {
+#  if defined(PROC_HAVE_CLONE3) && !defined(PROC_ASAN)
+  CHECK(proc::run(cmd({"exit", "3"})).returncode == 3);
+  CHECK(proc::detail::clone3_state().load() == 1);  // it was taken, and worked
+  proc::Popen p(cmd({"sleep", "10"}));
+  CHECK(p.native_handle() >= 0);  // the pidfd clone3 made
+  CHECK(p.wait() == 0);
+  // (The restore_signals test above runs on this path too: ignored signals stay ignored.)
+#  else
+  WARN("no clone3 fast path in this build (sanitizer, or not x86_64 Linux)");
+#  endif
+}
+
 TEST_CASE("options: umask and pre_exec take the child-code paths") {
   CHECK(out_of(cmd({"umask"}), {.umask = 027}) == "027\n");
   CHECK(out_of(cmd({"umask"}), {.umask = 0}) == "000\n");
@@ -312,6 +325,9 @@ TEST_CASE("options: more than 64 pass_fds, some above 256, on every spawn path")
     o.pass_fds = keep;
     CHECK(parse_fds(out_of(cmd({"fds"}), o)) == keep);
   }
+  test::PreferPosixSpawn twin;  // and posix_spawn, the plain twin of the default path
+  proc::Options o{.pass_fds = keep};
+  CHECK(parse_fds(out_of(cmd({"fds"}), o)) == keep);
   for (int fd : keep) ::close(fd);
 }
 #endif

@@ -379,7 +379,7 @@ namespace {
 // child inherit allocator locks that another thread held at the fork (seen: the child's reaper
 // thread waiting for ever in asan's SizeClassAllocator). proc's own state is what these tests
 // check, and plain builds check it.
-bool sanitizer_forbids_threaded_fork(bool asan_too) {
+bool sanitizer_forbids_threaded_fork([[maybe_unused]] bool asan_too) {
 #  if defined(__SANITIZE_THREAD__)
   return true;
 #  elif defined(__has_feature)

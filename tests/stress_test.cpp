@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -79,9 +80,13 @@ struct Failures {
 struct SpawnPathCase {
   const char* name;
   proc::Options options;
+  bool posix_spawn = false;  // take posix_spawn, the plain twin of the default clone3 child
 };
 std::vector<SpawnPathCase> spawn_paths() {
-  return {{"posix_spawn", {}}, {"clone", {.umask = 022u}}, {"fork", {.pre_exec = [] {}}}};
+  return {{"default (clone3)", {}},
+          {"posix_spawn", {}, true},
+          {"clone", {.umask = 022u}},
+          {"fork", {.pre_exec = [] {}}}};
 }
 
 // Saves the parent's 0, 1, 2 (which are ctest's pipes) and puts them back on destruction, so a
@@ -436,10 +441,13 @@ TEST_CASE("stress: a parent signal handler without SA_RESTART interrupting every
     e.stream_lines([&](std::string_view) { ++outs; }, [&](std::string_view) { ++errs; });
     if (outs != 2000 || errs != 2000) fail("stream_lines lost lines");
 
-    for (const auto& path : spawn_paths())
+    for (const auto& path : spawn_paths()) {
+      std::optional<test::PreferPosixSpawn> twin;
+      if (path.posix_spawn) twin.emplace();
       for (int i = 0; i < 20; ++i)
         if (proc::run(cmd({"exit", "4"}), path.options).returncode != 4)
           fail(std::string("a spawn on the ") + path.name + " path gave the wrong status");
+    }
 
     std::string expect;
     for (int i = 1; i <= 500; ++i) expect += std::to_string(i) + "\n";
@@ -499,6 +507,8 @@ TEST_CASE("stress: the parent's 0, 1, 2 closed, every combination, on every spaw
   const int fds = test::open_fd_count();
   for (int mask = 1; mask < 8; ++mask) {
     for (const auto& path : spawn_paths()) {
+      std::optional<test::PreferPosixSpawn> twin;
+      if (path.posix_spawn) twin.emplace();
       std::string out, err, stdio, error;
       int rc = -1000;
       {
@@ -544,6 +554,8 @@ TEST_CASE("stress: the parent's 0, 1, 2 swapped, every permutation, on every spa
   std::array<int, 3> perm{0, 1, 2};
   do {
     for (const auto& path : spawn_paths()) {
+      std::optional<test::PreferPosixSpawn> twin;
+      if (path.posix_spawn) twin.emplace();
       // Three files sit on our 0, 1, 2; the child's stdin/stdout/stderr are fd(perm[k]).
       std::array<std::string, 3> contents;
       std::string error;

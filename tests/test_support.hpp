@@ -54,6 +54,14 @@ inline bool has_children() {
   return waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) == 0;
 }
 
+/// While alive, default spawns take posix_spawn (the plain twin of the clone3 fast path).
+struct PreferPosixSpawn {
+  PreferPosixSpawn() { proc::detail::prefer_posix_spawn() = true; }
+  PreferPosixSpawn(const PreferPosixSpawn&) = delete;
+  PreferPosixSpawn& operator=(const PreferPosixSpawn&) = delete;
+  ~PreferPosixSpawn() { proc::detail::prefer_posix_spawn() = false; }
+};
+
 /// Waits up to `limit` for this process to have no children left.
 inline bool no_children_within(std::chrono::milliseconds limit) {
   auto end = std::chrono::steady_clock::now() + limit;

@@ -10,9 +10,11 @@
 #include <initializer_list>
 #include <memory>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -586,6 +588,70 @@ inline void Popen::start(std::vector<std::string> args, const Options& o, bool f
     if (slots[i].kind() == Redirect::Kind::pipe_end) slots[i].pipe_end()->close();
   s->args = std::move(args);
   impl_ = std::move(s);
+}
+
+namespace detail {
+
+template <class At>
+std::optional<std::size_t> wait_any_impl(std::size_t n, At&& at, std::optional<Duration> timeout) {
+  if (n == 0) throw std::invalid_argument("proc::wait_any: no children to wait for");
+  auto deadline = timeout ? std::optional(deadline_after(timeout->value)) : std::nullopt;
+  std::vector<native_handle> handles;
+  std::vector<std::size_t> index;
+  Clock::duration backoff = std::chrono::microseconds(50);
+  for (;;) {
+    // Whoever has exited already (lowest index first), reaping it.
+    handles.clear();
+    index.clear();
+    bool by_pid = false;
+    for (std::size_t i = 0; i < n; ++i) {
+      Popen& p = at(i);
+      if (p.poll()) return i;
+      native_handle h = p.native_handle();
+      if (h == invalid_handle) {
+        by_pid = true;
+        continue;
+      }
+      handles.push_back(h);
+      index.push_back(i);
+    }
+    if (deadline && Clock::now() >= *deadline) return std::nullopt;
+    std::optional<Clock::time_point> until = deadline;
+    if (by_pid) {  // no exit handle for some child: look again after a short sleep
+      auto next = Clock::now() + backoff;
+      if (!until || next < *until) until = next;
+      backoff = std::min<Clock::duration>(backoff * 2, std::chrono::milliseconds(10));
+    }
+    if (handles.empty()) {
+      std::this_thread::sleep_until(*until);
+      continue;
+    }
+    if (auto k = wait_exits(handles, until)) {
+      Popen& p = at(index[*k]);
+      if (p.poll()) return index[*k];
+    }
+  }
+}
+
+}  // namespace detail
+
+/// Waits for whichever of `children` exits first and returns its index (it is reaped, so its
+/// `returncode()` is set), or `std::nullopt` when `timeout` ran out first (default: no limit).
+/// A child that had exited already counts at once (the lowest index first). Any number of
+/// children; one poll over their exit handles (pidfds; Windows: process handles, past the 64 of
+/// WaitForMultipleObjects), no polling tick. An empty range is `std::invalid_argument`.
+inline std::optional<std::size_t> wait_any(std::span<Popen> children,
+                                           std::optional<Duration> timeout = std::nullopt) {
+  return detail::wait_any_impl(
+      children.size(), [&](std::size_t i) -> Popen& { return children[i]; }, timeout);
+}
+/// The same over pointers (null pointers are not allowed).
+inline std::optional<std::size_t> wait_any(std::span<Popen* const> children,
+                                           std::optional<Duration> timeout = std::nullopt) {
+  for (Popen* p : children)
+    if (!p) throw std::invalid_argument("proc::wait_any: a null Popen pointer");
+  return detail::wait_any_impl(
+      children.size(), [&](std::size_t i) -> Popen& { return *children[i]; }, timeout);
 }
 
 }  // namespace proc

@@ -12,4 +12,6 @@
 #include "proc/popen.hpp"
 #include "proc/redirect.hpp"
 #include "proc/run.hpp"
+#include "proc/run_all.hpp"
 #include "proc/shlex.hpp"
+#include "proc/usage.hpp"

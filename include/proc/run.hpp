@@ -46,6 +46,9 @@ inline std::optional<Clock::time_point> run_deadline(const Options& o) {
   return o.timeout ? std::optional(deadline_after(o.timeout->value)) : std::nullopt;
 }
 
+/// The kill grace of a run-style call: SIGTERM first, SIGKILL after it (none: SIGKILL at once).
+inline std::optional<Clock::duration> kill_grace_of(const Options&) { return std::nullopt; }
+
 /// Hands the parent's end of stream `i` of `p` to the job (`sink` for an output).
 inline void attach_stream(Job& job, Popen& p, int i, Sink* sink) {
   PipeEnd end = PopenAccess::take(p, i);

@@ -45,17 +45,24 @@
 //   trap-term                  ignore SIGTERM via a handler, then print "trapped"
 //   check-stdio                print whether fds 0, 1 and 2 are open
 //   touch PATH                 create or truncate the file PATH
+//   burn MS                    use MS milliseconds of CPU time (a busy loop)
+//   alloc MIB                  allocate and touch MIB MiB (peak resident set >= MIB MiB)
+//   concur DIR MS              create DIR/<pid>, print how many files DIR holds, sleep MS, remove
+//                              the file again (run_all's concurrency limit, seen from the children)
 //
 // POSIX-only operations that have no Windows equivalent (fds, sigstate, umask, ids, pgid) print
 // "n/a\n" on Windows.
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <cwchar>
+#include <filesystem>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -88,6 +95,14 @@ extern char** environ;
 #endif
 
 namespace {
+
+unsigned long current_pid() {
+#ifdef _WIN32
+  return GetCurrentProcessId();
+#else
+  return static_cast<unsigned long>(getpid());
+#endif
+}
 
 // Size of the I/O buffers and of the blocks written by the spew operations.
 constexpr std::size_t kBlock = 64 * 1024;
@@ -769,6 +784,30 @@ void run(ArgCursor& args) {
       grandchild(args.next_uint(op));
     } else if (op == "touch") {
       touch(args.next(op));
+    } else if (op == "burn") {
+      // CPU time, not wall time: loop until the process has used MS ms of it.
+      const std::clock_t until =
+          std::clock() + static_cast<std::clock_t>(args.next_uint(op) * CLOCKS_PER_SEC / 1000);
+      volatile std::uint64_t sink = 0;
+      while (std::clock() < until)
+        for (int i = 0; i < 100000; ++i) sink = sink + static_cast<std::uint64_t>(i);
+    } else if (op == "alloc") {
+      const std::size_t bytes = static_cast<std::size_t>(args.next_uint(op)) << 20;
+      char* p = new char[bytes];
+      for (std::size_t i = 0; i < bytes; i += 4096) p[i] = static_cast<char>(i);
+      volatile char keep = p[bytes / 2];
+      (void)keep;
+      delete[] p;
+    } else if (op == "concur") {
+      std::filesystem::path dir = args.next(op);
+      std::uint64_t ms = args.next_uint(op);
+      std::filesystem::path mine = dir / std::to_string(current_pid());
+      touch(mine.string());
+      std::size_t n = 0;
+      for (const auto& e : std::filesystem::directory_iterator(dir)) n += e.is_regular_file();
+      put(Stream::out, std::to_string(n) + "\n");
+      sleep_ms(ms);
+      std::filesystem::remove(mine);
     } else if (op == "write-after-close") {
       std::uint64_t n = args.next_uint(op);
 #ifndef _WIN32

@@ -32,8 +32,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <climits>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
@@ -266,15 +268,33 @@ struct ChildArgs {
   const std::function<void()>* pre_exec;
   bool pdeathsig;
   pid_t parent_pid;
-  int report_fd;
+  int report_fd;          // the fork path: {stage, errno} goes down this pipe
+  ChildReport* shared;    // the CLONE_VM paths: straight into the parent's memory instead
+  bool handlers_cleared;  // clone3 with CLONE_CLEAR_SIGHAND reset the caught signals already
   const sigset_t* parent_mask;
 };
 
+// Ends the child before exec with the raw system call: nothing of the parent's may run in it
+// (a sanitizer's or another library's _exit hook would, for instance flush a copy of the
+// parent's stdio buffers into the child's stdout).
+[[noreturn]] inline void child_exit(int status) noexcept {
+#if defined(PROC_LINUX)
+  for (;;) ::syscall(SYS_exit_group, status);
+#else
+  ::_exit(status);
+#endif
+}
+
 [[noreturn]] inline void child_fail(const ChildArgs& a, ChildStage stage, int err) noexcept {
   ChildReport rep{static_cast<int>(stage), err};
-  ssize_t ignored = ::write(a.report_fd, &rep, sizeof rep);
-  (void)ignored;
-  ::_exit(127);
+  if (a.shared) {
+    // CLONE_VM|CLONE_VFORK: this is the parent's memory, and the parent sleeps until we exit.
+    *a.shared = rep;
+  } else {
+    ssize_t ignored = ::write(a.report_fd, &rep, sizeof rep);
+    (void)ignored;
+  }
+  child_exit(127);
 }
 
 // Closes [low, high] with one system call where the kernel has close_range (Linux >= 5.9).
@@ -342,11 +362,18 @@ inline int child_set_ids(const PreparedIds& ids) noexcept {
 inline int child_main(void* arg) noexcept {
   const ChildArgs& a = *static_cast<const ChildArgs*>(arg);
 
-  // Signal handlers of the parent must not run in this copy: reset every caught signal.
+  // Signal handlers of the parent must not run in this copy: reset every caught signal (clone3
+  // did it already with CLONE_CLEAR_SIGHAND, which keeps ignored signals ignored).
   struct sigaction dfl;
   std::memset(&dfl, 0, sizeof dfl);
   dfl.sa_handler = SIG_DFL;
-  for (int sig = 1; sig < NSIG; ++sig) {
+  if (a.handlers_cleared && a.restore_signals) {
+    ::sigaction(SIGPIPE, &dfl, nullptr);
+#if defined(SIGXFSZ)
+    ::sigaction(SIGXFSZ, &dfl, nullptr);
+#endif
+  }
+  for (int sig = 1; sig < NSIG && !a.handlers_cleared; ++sig) {
     struct sigaction old;
     if (::sigaction(sig, nullptr, &old) != 0) continue;
     bool caught = (old.sa_flags & SA_SIGINFO)
@@ -367,7 +394,7 @@ inline int child_main(void* arg) noexcept {
   if (a.pdeathsig) {
     if (::prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) child_fail(a, ChildStage::setup, errno);
     // The parent may have gone before prctl: then nobody would kill us.
-    if (::getppid() != a.parent_pid) ::_exit(127);
+    if (::getppid() != a.parent_pid) child_exit(127);
   }
 #endif
 
@@ -427,6 +454,10 @@ inline bool leads_group(const SpawnRequest& rq) {
   return rq.start_new_session || (rq.process_group && *rq.process_group == 0);
 }
 
+#if defined(PROC_LINUX)
+inline bool fast_clone_available() noexcept;
+#endif
+
 inline SpawnPath choose_path(const SpawnRequest& rq) {
   if (rq.pre_exec && *rq.pre_exec) return SpawnPath::fork;
   bool needs_child_code =
@@ -443,10 +474,11 @@ inline SpawnPath choose_path(const SpawnRequest& rq) {
     int top = *std::max_element(rq.pass_fds.begin(), rq.pass_fds.end());
     if (top > 256) needs_child_code = true;
   }
-  if (!needs_child_code) return SpawnPath::posix_spawn;
 #if defined(PROC_LINUX)
+  if (!needs_child_code && !fast_clone_available()) return SpawnPath::posix_spawn;
   return SpawnPath::clone_vfork;
 #else
+  if (!needs_child_code) return SpawnPath::posix_spawn;
   return SpawnPath::fork;
 #endif
 }
@@ -473,6 +505,7 @@ struct SpawnResult {
   pid_t pid = -1;
   SpawnPath path = SpawnPath::posix_spawn;
   bool group_leader = false;  // the child leads its own process group
+  int pidfd = -1;             // made with the child (clone3), else -1: Process opens one
 };
 
 /// The category of SpawnError codes: errno values.
@@ -611,11 +644,98 @@ class ChildStack {
   char* base_ = nullptr;
 };
 
-inline pid_t clone_vfork(ChildArgs& args) {
+#  if defined(__x86_64__) && !defined(PROC_TSAN) && !defined(PROC_NO_CLONE3)
+// clone3(CLONE_VM|CLONE_VFORK|CLONE_PIDFD|CLONE_CLEAR_SIGHAND): the kernel resets the caught
+// signals itself (glibc's posix_spawn child makes ~120 rt_sigaction calls for that) and hands
+// back a pidfd (no pidfd_open afterwards). glibc does not export clone3, and a raw system call
+// that returns twice cannot go back into C on a new stack, so the child's side runs in the
+// assembly below: on its stack it calls child_main(args), which execs or _exits.
+#    define PROC_HAVE_CLONE3 1
+struct Clone3Args {
+  std::uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
+      set_tid_size, cgroup;
+};
+#    if !defined(CLONE_PIDFD)
+#      define CLONE_PIDFD 0x00001000
+#    endif
+#    if !defined(CLONE_CLEAR_SIGHAND)
+#      define CLONE_CLEAR_SIGHAND 0x100000000ULL
+#    endif
+
+/// Returns the child's pid, or -errno. The child runs fn(arg) and exits with its result.
+inline long raw_clone3(Clone3Args* ca, int (*fn)(void*) noexcept, void* arg) noexcept {
+  long ret;
+  asm volatile(
+      "syscall\n\t"
+      "test %%rax, %%rax\n\t"
+      "jnz 1f\n\t"
+      // The child, on its own stack (rsp = stack + stack_size, 16-byte aligned).
+      "xor %%ebp, %%ebp\n\t"
+      "mov %[arg], %%rdi\n\t"
+      "call *%[fn]\n\t"
+      "mov %%eax, %%edi\n\t"
+      "mov $60, %%eax\n\t"  // exit
+      "syscall\n\t"
+      "hlt\n\t"
+      "1:\n\t"
+      : "=a"(ret)
+      : "a"(435L /* SYS_clone3 */), "D"(ca), "S"(sizeof(Clone3Args)), [fn] "r"(fn), [arg] "r"(arg)
+      : "rcx", "r11", "memory");
+  return ret;
+}
+
+/// 0: not tried yet, 1: works, -1: the kernel (or a seccomp filter, or valgrind) refuses it.
+inline std::atomic<int>& clone3_state() noexcept {
+  static std::atomic<int> s{0};
+  return s;
+}
+#  endif
+
+/// Whether the default spawn path is our own clone3 child (cheaper than posix_spawn). The plain
+/// twin is posix_spawn: taken where clone3 is missing, under the sanitizers, and when a test
+/// asks for it (prefer_posix_spawn).
+inline std::atomic<bool>& prefer_posix_spawn() noexcept {
+  static std::atomic<bool> b{false};
+  return b;
+}
+inline bool fast_clone_available() noexcept {
+#  if defined(PROC_HAVE_CLONE3) && !defined(PROC_ASAN)
+  return clone3_state().load(std::memory_order_relaxed) >= 0 && !prefer_posix_spawn().load();
+#  else
+  return false;
+#  endif
+}
+
+/// Starts the CLONE_VM|CLONE_VFORK child; sets `pidfd` when clone3 made one.
+inline pid_t clone_vfork(ChildArgs& args, int& pidfd) {
   thread_local ChildStack stack;
   char* top = stack.top();
   int e = injected_error(Sys::fork);
   pid_t pid = -1;
+  pidfd = -1;
+#  if defined(PROC_HAVE_CLONE3)
+  if (e == 0 && clone3_state().load(std::memory_order_relaxed) >= 0) {
+    Clone3Args ca{};
+    ca.flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_CLEAR_SIGHAND;
+    ca.pidfd = reinterpret_cast<std::uintptr_t>(&pidfd);
+    ca.exit_signal = SIGCHLD;
+    ca.stack = reinterpret_cast<std::uintptr_t>(top - ChildStack::size);
+    ca.stack_size = ChildStack::size;
+    args.handlers_cleared = true;
+    long r = raw_clone3(&ca, &child_main, &args);
+    if (r > 0) {
+      clone3_state().store(1, std::memory_order_relaxed);
+      return static_cast<pid_t>(r);
+    }
+    args.handlers_cleared = false;
+    pidfd = -1;
+    if (r == -ENOSYS || r == -EINVAL || r == -E2BIG || r == -EPERM) {
+      clone3_state().store(-1, std::memory_order_relaxed);  // old kernel, seccomp, valgrind
+    } else if (r != -EMFILE && r != -ENFILE) {
+      e = static_cast<int>(-r);
+    }  // no descriptor for the pidfd: clone() below needs none (and Process tries pidfd_open)
+  }
+#  endif
   if (e == 0) {
     pid = ::clone(&child_main, top, CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
     if (pid < 0) e = errno;
@@ -634,16 +754,13 @@ inline SpawnResult spawn_at(const SpawnRequest& rq, SpawnPath how, const std::st
   std::vector<int> keep(rq.pass_fds.begin(), rq.pass_fds.end());
   std::sort(keep.begin(), keep.end());
 
-  // The report pipe must not sit on 0..2, where the child's dup2s would overwrite it.
-  PipePair report = make_pipe();
-  try {
-    report.read = lift_above_stdio(report.read);
-    report.write = lift_above_stdio(report.write);
-  } catch (...) {
-    close_handle(report.read);
-    close_handle(report.write);
-    throw;
-  }
+  // How the child reports a failure before exec: a CLONE_VM child writes {stage, errno} straight
+  // into `shared` (our memory; we sleep until it has exec'd or exited); a forked one, a copy,
+  // writes it to a close-on-exec pipe, which reads as EOF once it has exec'd. The pipe must not
+  // sit on 0..2, where the child's dup2s would overwrite it.
+  const bool shares_memory = how == SpawnPath::clone_vfork;
+  ChildReport shared{0, 0};
+  PipePair report;
   struct CloseReport {
     PipePair& p;
     ~CloseReport() {
@@ -651,9 +768,15 @@ inline SpawnResult spawn_at(const SpawnRequest& rq, SpawnPath how, const std::st
       close_handle(p.write);
     }
   } close_report{report};
+  if (!shares_memory) {
+    report = make_pipe();
+    report.read = lift_above_stdio(report.read);
+    report.write = lift_above_stdio(report.write);
+  }
   std::vector<int> survivors = keep;
-  survivors.insert(std::upper_bound(survivors.begin(), survivors.end(), report.write),
-                   report.write);
+  if (!shares_memory)
+    survivors.insert(std::upper_bound(survivors.begin(), survivors.end(), report.write),
+                     report.write);
 
   ChildArgs a{};
   a.path = path.c_str();
@@ -679,6 +802,8 @@ inline SpawnResult spawn_at(const SpawnRequest& rq, SpawnPath how, const std::st
   a.pdeathsig = rq.kill_on_parent_exit;
   a.parent_pid = rq.kill_on_parent_exit ? ::getpid() : 0;  // only the pdeathsig check needs it
   a.report_fd = report.write;
+  a.shared = shares_memory ? &shared : nullptr;
+  a.handlers_cleared = false;
 
   // Block every signal while the child shares (or copies) our state, so that no handler of
   // ours runs in it before child_main has reset them; the child sets its own mask last.
@@ -688,11 +813,12 @@ inline SpawnResult spawn_at(const SpawnRequest& rq, SpawnPath how, const std::st
   a.parent_mask = &old;
 
   pid_t pid = -1;
+  int pidfd = -1;
   int fork_error = 0;
 #if defined(PROC_LINUX)
   if (how == SpawnPath::clone_vfork) {
     try {
-      pid = clone_vfork(a);
+      pid = clone_vfork(a, pidfd);
     } catch (const std::system_error& e) {
       fork_error = e.code().value();
     }
@@ -704,7 +830,7 @@ inline SpawnResult spawn_at(const SpawnRequest& rq, SpawnPath how, const std::st
       pid = ::fork();
       if (pid == 0) {
         child_main(&a);
-        ::_exit(127);  // not reached
+        child_exit(127);  // not reached
       }
       if (pid < 0) fork_error = errno;
     }
@@ -715,17 +841,23 @@ inline SpawnResult spawn_at(const SpawnRequest& rq, SpawnPath how, const std::st
   if (fork_error)
     throw SpawnFailure{fork_error, rq.program, stage_message(ChildStage::setup, rq, path)};
 
-  // EOF: the child exec'd (the write end was close-on-exec). A report: it failed; reap it so
-  // that the failed copy is neither left running nor a zombie.
-  ChildReport rep{};
-  std::size_t got = 0;
-  while (got < sizeof rep) {
-    ssize_t r = ::read(report.read, reinterpret_cast<char*>(&rep) + got, sizeof rep - got);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    got += static_cast<std::size_t>(r);
+  // A report means the child failed before exec: reap it, so that the failed copy is neither
+  // left running nor a zombie. (Pipe: EOF means it exec'd, the write end was close-on-exec.)
+  ChildReport rep{0, 0};
+  if (shares_memory) {
+    rep = shared;
+  } else {
+    std::size_t got = 0;
+    while (got < sizeof rep) {
+      ssize_t r = ::read(report.read, reinterpret_cast<char*>(&rep) + got, sizeof rep - got);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) break;
+      got += static_cast<std::size_t>(r);
+    }
+    if (got != sizeof rep) rep = {0, 0};
   }
-  if (got == sizeof rep) {
+  if (rep.stage != 0) {
+    close_handle(pidfd);
     int status;
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
@@ -733,7 +865,7 @@ inline SpawnResult spawn_at(const SpawnRequest& rq, SpawnPath how, const std::st
     throw SpawnFailure{rep.error, rq.program, stage_message(stage, rq, path),
                        stage == ChildStage::exec};
   }
-  return {pid, how, leads_group(rq)};
+  return {pid, how, leads_group(rq), pidfd};
 }
 
 /// Starts the child described by `rq`. Throws SpawnFailure when the program cannot be started

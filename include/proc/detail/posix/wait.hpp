@@ -41,6 +41,7 @@
 #include <mutex>
 #include <new>
 #include <optional>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -87,7 +88,12 @@ inline std::chrono::nanoseconds timeval_ns(const timeval& tv) {
 class Process {
  public:
   explicit Process(const SpawnResult& started)
-      : pid_(started.pid), group_leader_(started.group_leader) {
+      : pid_(started.pid), group_leader_(started.group_leader), pidfd_(started.pidfd) {
+    if (pidfd_ >= 0) {  // made with the child (clone3)
+      if (injected_error(Sys::pidfd_open) == 0) return;
+      close_handle(std::exchange(pidfd_, -1));  // a test asks for life without pidfds
+      return;
+    }
 #if defined(PROC_LINUX) && defined(SYS_pidfd_open)
     int e = injected_error(Sys::pidfd_open);
     if (e == 0) pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
@@ -114,6 +120,19 @@ class Process {
   /// Waits until the child exits or `deadline` passes; the returncode, or nullopt on timeout.
   std::optional<int> wait_until(std::optional<Clock::time_point> deadline) {
     int backoff_us = 50;
+#if defined(PROC_LINUX)
+    if (!deadline && pidfd_ >= 0 && kernel_has_pidfd_waitid()) {
+      // No limit: sleep in waitid itself (WNOWAIT: it does not reap, so no lock is held while
+      // blocked), then reap under the lock. Two system calls, the raw minimum but one.
+      for (;;) {
+        if (auto rc = returncode()) return rc;
+        siginfo_t si{};
+        int r = waitid_child(si, WEXITED | WNOWAIT, nullptr);
+        if (r < 0 && errno != ECHILD) throw_errno(errno, "proc: waitid");
+        if (auto rc = try_wait()) return rc;
+      }
+    }
+#endif
     for (;;) {
       if (auto rc = try_wait()) return rc;
       if (pidfd_ >= 0) {
@@ -323,6 +342,23 @@ class Process {
   std::optional<int> status_;
   std::optional<ResourceUsage> usage_;
 };
+
+/// Waits until one of the exit handles (pidfds) is ready or `deadline` passes: the index of the
+/// first ready one, or nullopt. Invalid handles are never ready.
+inline std::optional<std::size_t> wait_exits(std::span<const native_handle> handles,
+                                             std::optional<Clock::time_point> deadline) {
+  std::vector<pollfd> fds;
+  fds.reserve(handles.size());
+  for (native_handle h : handles) fds.push_back({h, POLLIN, 0});
+  for (;;) {
+    int r = poll_until(fds.data(), fds.size(), deadline);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) throw_errno(errno, "proc: poll(pidfd)");
+    for (std::size_t i = 0; i < fds.size(); ++i)
+      if (fds[i].revents) return i;
+    if (!deadline || Clock::now() >= *deadline) return std::nullopt;
+  }
+}
 
 /// Collects detached children as they exit (OnDestroy::detach), so none stays a zombie.
 ///

@@ -124,6 +124,16 @@ inline std::optional<std::size_t> wait_for_any(std::span<const HANDLE> handles,
   return k;
 }
 
+/// Waits until one of the exit handles (process handles) is signalled or `deadline` passes: the
+/// index of the first, or nullopt. Any number of handles (see wait_for_any).
+inline std::optional<std::size_t> wait_exits(std::span<const HANDLE> handles,
+                                             std::optional<Clock::time_point> deadline) {
+  for (;;) {
+    auto i = wait_for_any(handles, deadline);
+    if (i || !deadline || Clock::now() >= *deadline) return i;
+  }
+}
+
 /// Holds the handles of kill-on-close jobs that still have processes, until they are empty.
 class KeptJobs {
  public:
