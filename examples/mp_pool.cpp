@@ -4,7 +4,6 @@
 
 #include <cstdlib>
 #include <proc/mp.hpp>
-#include <ranges>
 #include <vector>
 
 namespace mp = proc::mp;
@@ -16,7 +15,7 @@ int main() {
 
   // [map]
   mp::Pool pool({.workers = 4});
-  std::vector<int> squares = pool.map(mp::fn<&square>, std::views::iota(0, 10));
+  std::vector<int> squares = pool.map(mp::fn<&square>, std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7});
   fmt::print("squares: {}\n", squares);
   // [map]
 

@@ -2,6 +2,7 @@
 #include <fmt/core.h>
 
 #include <chrono>
+#include <cstdio>
 #include <proc/mp.hpp>
 #include <string>
 #include <thread>
@@ -14,6 +15,7 @@ namespace mp = proc::mp;
 void info(std::string title) {
   fmt::print("{}: process {} (pid {}), parent pid {}\n", title, mp::current_process().name,
              mp::current_process().pid, mp::parent_pid());
+  std::fflush(stdout);  // before the next process writes to the same terminal or pipe
 }
 // [target]
 

@@ -157,6 +157,12 @@ TEST_CASE("process: a child that ends without a result is ProcessDied, never a h
   });
 #  if defined(__SANITIZE_ADDRESS__)
   check_died(seg, -SIGABRT);  // AddressSanitizer reports the SIGSEGV, then aborts
+#  elif defined(__has_feature)
+#    if __has_feature(thread_sanitizer)
+  check_died(seg, 66);  // ThreadSanitizer reports the SIGSEGV, then exits with 66
+#    else
+  check_died(seg, -SIGSEGV);
+#    endif
 #  else
   check_died(seg, -SIGSEGV);
 #  endif
