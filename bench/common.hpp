@@ -99,7 +99,7 @@ struct Variant {
   std::string name;
   std::function<void()> op;     // one operation; checks its own result
   int batch = 1;                // operations per round
-  std::vector<double> samples;  // seconds per operation, one per round
+  std::vector<double> samples{};  // seconds per operation, one per round
 };
 
 /// Keeps only the variants whose name contains --only=TEXT (for profiling one of them).

@@ -598,24 +598,28 @@ std::optional<std::size_t> wait_any_impl(std::size_t n, At&& at, std::optional<D
   auto deadline = timeout ? std::optional(deadline_after(timeout->value)) : std::nullopt;
   std::vector<native_handle> handles;
   std::vector<std::size_t> index;
+  handles.reserve(n);
+  index.reserve(n);
   Clock::duration backoff = std::chrono::microseconds(50);
   for (;;) {
-    // Whoever has exited already (lowest index first), reaping it.
+    // One reaped before counts at once (no system call); the others are watched through their
+    // exit handles, all in one wait; those without one are asked directly.
     handles.clear();
     index.clear();
     bool by_pid = false;
     for (std::size_t i = 0; i < n; ++i) {
       Popen& p = at(i);
-      if (p.poll()) return i;
+      if (p.returncode()) return i;
       native_handle h = p.native_handle();
-      if (h == invalid_handle) {
+      if (h != invalid_handle) {
+        handles.push_back(h);
+        index.push_back(i);
+      } else if (p.poll()) {
+        return i;
+      } else {
         by_pid = true;
-        continue;
       }
-      handles.push_back(h);
-      index.push_back(i);
     }
-    if (deadline && Clock::now() >= *deadline) return std::nullopt;
     std::optional<Clock::time_point> until = deadline;
     if (by_pid) {  // no exit handle for some child: look again after a short sleep
       auto next = Clock::now() + backoff;
@@ -623,12 +627,14 @@ std::optional<std::size_t> wait_any_impl(std::size_t n, At&& at, std::optional<D
       backoff = std::min<Clock::duration>(backoff * 2, std::chrono::milliseconds(10));
     }
     if (handles.empty()) {
+      if (deadline && Clock::now() >= *deadline) return std::nullopt;
       std::this_thread::sleep_until(*until);
       continue;
     }
     if (auto k = wait_exits(handles, until)) {
-      Popen& p = at(index[*k]);
-      if (p.poll()) return index[*k];
+      if (at(index[*k]).poll()) return index[*k];  // the lowest index that is ready
+    } else if (deadline && Clock::now() >= *deadline) {
+      return std::nullopt;
     }
   }
 }

@@ -354,3 +354,28 @@ TEST_CASE("connection: a message of more than 4 GiB") {
   CHECK(ok);
 }
 #endif
+
+TEST_CASE("connection: big strings and vectors of numbers are received in place, checked") {
+  auto ab = mp::connection_pair<std::vector<double>>();
+  std::vector<double> v(300000);
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<double>(i) * 0.5;
+  std::thread t([&] { ab.second.send(v); });
+  CHECK(ab.first.recv() == v);
+  t.join();
+  // A forged big message: the right tag, a count that does not match the frame.
+  std::string forged = mp::to_bytes(v);
+  std::uint64_t wrong = v.size() + 1;
+  std::memcpy(forged.data() + 8, &wrong, sizeof wrong);
+  std::thread f([&] {
+    ab.second.send_bytes(forged);
+    ab.second.send({1.5});
+  });
+  CHECK_THROWS_AS(ab.first.recv(), mp::SerializationError);
+  CHECK(ab.first.recv() == std::vector<double>{1.5});  // the stream is still in step
+  f.join();
+  // Another type's big message.
+  std::string other = mp::to_bytes(std::vector<float>(100000, 1.0f));
+  std::thread g([&] { ab.second.send_bytes(other); });
+  CHECK_THROWS_AS(ab.first.recv(), mp::SerializationError);
+  g.join();
+}

@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -36,6 +37,13 @@ struct ConnectionState {
   Writer w;
 };
 
+/// Types whose message is [tag][u64 count][count elements as bytes]: received in place.
+template <class T>
+inline constexpr bool receives_in_place = std::is_same_v<T, std::string>;
+template <class E, class A>
+inline constexpr bool receives_in_place<std::vector<E, A>> =
+    std::is_arithmetic_v<E> && !std::is_same_v<E, bool>;
+
 inline std::optional<Clock::time_point> deadline_of(std::optional<Duration> d) {
   if (!d) return std::nullopt;
   return proc::detail::deadline_after(d->value);
@@ -51,7 +59,7 @@ inline std::vector<std::size_t> ready_connections(std::span<ConnectionState* con
   for (std::size_t i = 0; i < states.size(); ++i) {
     ConnectionState* s = states[i];
     if (!s || !s->ch.is_open()) continue;
-    if (s->ch.pending_length() && s->ch.received_of_frame() == *s->ch.pending_length()) {
+    if (s->ch.has_frame() || s->ch.has_read_ahead()) {
       ready.push_back(i);
       continue;
     }
@@ -159,29 +167,19 @@ class Connection {
   std::size_t recv_bytes_into(std::span<char> buf) {
     auto& s = readable_state("recv_bytes_into");
     std::lock_guard lock(s.ch.receive_mutex());
-    // Wait for the header alone; then read the body straight into `buf` when it fits.
-    while (!s.ch.pending_length()) {
-      auto got = header_only(s);
-      if (got == detail::FrameChannel::Got::closed)
-        throw ChannelClosed("proc::mp::Connection: the other end is closed");
-    }
-    std::uint64_t len = *s.ch.pending_length();
+    expect_frame(s, s.ch.receive_header(std::nullopt));
+    const std::uint64_t len = *s.ch.pending_length();
     if (len > buf.size())
       throw std::length_error("proc::mp::Connection::recv_bytes_into: the message has " +
                               std::to_string(len) + " bytes, the buffer " +
                               std::to_string(buf.size()));
-    if (s.ch.received_of_frame() == 0 || s.ch.received_of_frame() == len) {
-      if (s.ch.received_of_frame() == len && len != 0) {
-        std::memcpy(buf.data(), s.ch.view().data(), static_cast<std::size_t>(len));
-        s.ch.consume();
-        return static_cast<std::size_t>(len);
-      }
-      s.ch.receive_into(buf.data(), std::nullopt);
-      return static_cast<std::size_t>(len);
+    if (s.ch.received_of_frame() == 0) {
+      s.ch.receive_into(buf.data(), static_cast<std::size_t>(len));  // straight into `buf`
+    } else {
+      s.ch.receive(std::nullopt);  // a part came in earlier, into the channel's buffer
+      std::memcpy(buf.data(), s.ch.view().data(), static_cast<std::size_t>(len));
+      s.ch.consume();
     }
-    expect_frame(s, s.ch.receive(std::nullopt));  // part of it is buffered already
-    std::memcpy(buf.data(), s.ch.view().data(), static_cast<std::size_t>(len));
-    s.ch.consume();
     return static_cast<std::size_t>(len);
   }
 
@@ -190,8 +188,10 @@ class Connection {
     if (s_) s_->ch.close();
   }
   [[nodiscard]] bool is_open() const noexcept { return s_ && s_->ch.is_open(); }
-  /// The handle, for your own `poll`/`epoll` (Python's `fileno()`). A message may be partly
-  /// received already: use `poll()` or `proc::mp::wait` to know whether one is waiting whole.
+  /// The handle, for your own `poll`/`epoll` (Python's `fileno()`). A receive reads ahead (up to
+  /// 64 KiB, so that a small message takes one system call), so messages may be waiting here
+  /// while the handle is not readable: call `poll()` (it does not wait) before you sleep on the
+  /// handle, or use `proc::mp::wait`.
   [[nodiscard]] native_handle_type native_handle() const noexcept {
     return s_ ? s_->ch.handle() : proc::invalid_handle;
   }
@@ -224,14 +224,20 @@ class Connection {
     if (got == detail::FrameChannel::Got::closed)
       throw ChannelClosed("proc::mp::Connection: the other end is closed");
   }
-  // Reads until the frame header is known (without touching its body).
-  detail::FrameChannel::Got header_only(detail::ConnectionState& s) {
-    return s.ch.receive_header(std::nullopt);
-  }
-
   std::optional<T> recv_until(std::optional<detail::Clock::time_point> deadline) {
     auto& s = readable_state("recv");
     std::lock_guard lock(s.ch.receive_mutex());
+    if constexpr (detail::receives_in_place<T>) {
+      // A big string or vector of numbers goes from the socket straight into the result: the
+      // message is [type tag][element count][elements], so after those 16 bytes the rest of
+      // the frame is the elements themselves.
+      if (!deadline) {
+        expect_frame(s, s.ch.receive_header(std::nullopt));
+        const std::uint64_t len = *s.ch.pending_length();
+        if (len >= Writer::view_threshold && s.ch.received_of_frame() == 0)
+          return receive_in_place(s.ch, len);
+      }
+    }
     auto got = s.ch.receive(deadline);
     if (got == detail::FrameChannel::Got::timeout) return std::nullopt;
     expect_frame(s, got);
@@ -241,6 +247,41 @@ class Connection {
     } consume{s.ch};
     Reader r(s.ch.view());
     return decode_message<T>(r);
+  }
+
+  static T receive_in_place(detail::FrameChannel& ch, std::uint64_t len) {
+    using E = typename T::value_type;
+    std::uint64_t prefix[2];
+    ch.receive_into(reinterpret_cast<char*>(prefix), sizeof prefix);
+    const std::uint64_t count = prefix[1];
+    if (prefix[0] != type_tag<T>() || count > (len - sizeof prefix) / sizeof(E) ||
+        len - sizeof prefix != count * sizeof(E)) {
+      skip_rest(ch, len - sizeof prefix);
+      throw SerializationError(std::string("proc::mp: the message is not a ") +
+                               std::string(type_name<T>()) + " (tag or length)");
+    }
+    T out;
+    std::size_t n = static_cast<std::size_t>(count);
+    if constexpr (std::is_same_v<T, std::string>) {
+#if defined(PROC_HAVE_SET_SIZE_UNINIT)
+      out.reserve(n);
+      proc::detail::set_size_uninit(out, n);
+#else
+      out.resize(n);
+#endif
+    } else {
+      out.resize(n);
+    }
+    ch.receive_into(reinterpret_cast<char*>(out.data()), n * sizeof(E));
+    return out;
+  }
+  static void skip_rest(detail::FrameChannel& ch, std::uint64_t left) {
+    char sink[64 * 1024];
+    while (left > 0) {
+      std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(left, sizeof sink));
+      ch.receive_into(sink, k);
+      left -= k;
+    }
   }
 
   std::unique_ptr<detail::ConnectionState> s_;

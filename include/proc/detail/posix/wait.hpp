@@ -58,10 +58,6 @@
 #include "proc/detail/posix/spawn.hpp"
 #include "proc/usage.hpp"
 
-#if defined(PROC_LINUX) && !defined(P_PIDFD)
-#  define P_PIDFD 3
-#endif
-
 namespace proc::detail {
 
 using Clock = std::chrono::steady_clock;
@@ -79,6 +75,9 @@ inline bool kernel_has_pidfd_waitid() noexcept {
   return yes;
 }
 #endif
+
+/// waitid's idtype for a pidfd (P_PIDFD, Linux >= 5.4; older C libraries do not name it).
+inline constexpr int idtype_pidfd = 3;
 
 inline std::chrono::nanoseconds timeval_ns(const timeval& tv) {
   return std::chrono::seconds(tv.tv_sec) + std::chrono::microseconds(tv.tv_usec);
@@ -263,8 +262,8 @@ class Process {
   int waitid_child(siginfo_t& si, int options, struct rusage* ru) {
 #if defined(PROC_LINUX) && defined(SYS_waitid)
     if (pidfd_ >= 0 && kernel_has_pidfd_waitid())
-      return PROC_SYS(waitid,
-                      static_cast<int>(::syscall(SYS_waitid, P_PIDFD, pidfd_, &si, options, ru)));
+      return PROC_SYS(
+          waitid, static_cast<int>(::syscall(SYS_waitid, idtype_pidfd, pidfd_, &si, options, ru)));
     return PROC_SYS(waitid, static_cast<int>(::syscall(SYS_waitid, P_PID, pid_, &si, options, ru)));
 #else
     if (ru && !(options & WNOWAIT)) {

@@ -4,10 +4,11 @@
 //
 // A frame is a u64 length (native byte order: both ends are the same program) and that many
 // bytes. Receiving is a resumable state machine, so a call that reaches its deadline in the
-// middle of a frame keeps what arrived and the next call goes on from there. Nothing is
-// allocated for a frame beyond the bytes that actually arrived (a hostile length of 2^60 costs
-// nothing until 2^60 bytes come): small frames go into one reused buffer, big ones grow in a
-// ByteStore (page regions on Linux: no copy as they grow).
+// middle of a frame keeps what arrived and the next call goes on from there. Frames are read
+// into one buffer that is reused from frame to frame (no allocation, no page faults for a
+// stream of messages); room for a frame is reserved up to reserve_limit when its length is
+// known, and grows beyond that only as bytes arrive, so a hostile length of 2^60 costs at most
+// reserve_limit of untouched memory.
 //
 // Thread safety: one thread may send while another receives; two senders (or two receivers)
 // take turns on a mutex each, so frames never interleave.
@@ -31,8 +32,16 @@
 
 namespace proc::mp::detail {
 
-/// Frames up to this size are received into the channel's reused buffer.
-inline constexpr std::size_t small_frame = 64 * 1024;
+/// Room reserved for a frame as soon as its length is known; past it, the buffer grows only as
+/// the bytes arrive (so a hostile length of 2^60 costs at most this much, untouched).
+inline constexpr std::size_t reserve_limit = std::size_t{64} << 20;
+/// A receive buffer bigger than this is given back after its frame, not kept for the next.
+inline constexpr std::size_t keep_limit = std::size_t{16} << 20;
+/// How much one read asks for when a small piece of a frame is wanted: a small frame's header
+/// and body arrive in one system call; what it reads of later frames is kept for them.
+inline constexpr std::size_t read_ahead = 64 * 1024;
+/// For the tests of every size: the size around which reads change from read-ahead to direct.
+inline constexpr std::size_t small_frame = read_ahead;
 
 class FrameChannel {
  public:
@@ -58,6 +67,7 @@ class FrameChannel {
   void close() noexcept {
     close_channel(std::exchange(h_, invalid_handle));
     reset_receive();
+    ahead_pos_ = ahead_end_ = 0;
   }
 
   // ---- sending ------------------------------------------------------------------------------
@@ -98,30 +108,15 @@ class FrameChannel {
   /// Receives the rest of the current frame. `frame`: complete (see view()/take()); `closed`:
   /// the stream ended between frames; `timeout`: the deadline passed (what arrived is kept).
   /// Throws PeerDiedMidMessage when the stream ends inside a frame. Call with the receive lock
-  /// held (see lock_receive()).
+  /// held (receive_mutex()).
   Got receive(std::optional<Clock::time_point> deadline) {
     if (complete_) return Got::frame;
     if (Got g = receive_header(deadline); g != Got::frame) return g;
-    if (header_ <= small_frame && small_.capacity() < header_) small_.reserve(header_);
     while (got_ < header_) {
       if (deadline && !readable(*deadline)) return Got::timeout;
-      std::size_t want =
-          static_cast<std::size_t>(std::min<std::uint64_t>(header_ - got_, std::uint64_t{1} << 30));
-      char* p;
-      std::size_t room = 0;
-      if (header_ <= small_frame) {
-        if (small_.size() < header_) size_for(small_, static_cast<std::size_t>(header_));
-        p = small_.data() + got_;
-        room = want;
-      } else {
-        p = big_.prepare(std::min<std::size_t>(want, std::size_t{1} << 20), room);
-      }
-      std::size_t n = read_some(h_, p, std::min(room, want));
-      if (n == 0) {
-        reset_receive();
-        throw PeerDiedMidMessage("proc::mp: the other end went away in the middle of a message");
-      }
-      if (header_ > small_frame) big_.commit(n);
+      if (got_ == buf_.size()) grow();
+      std::size_t n = take_some(buf_.data() + got_, static_cast<std::size_t>(buf_.size() - got_));
+      if (n == 0) died();
       got_ += n;
     }
     complete_ = true;
@@ -129,20 +124,23 @@ class FrameChannel {
   }
 
   /// Receives the rest of the current frame's header only. `frame`: the length is known
-  /// (pending_length()).
+  /// (pending_length()), and room for the frame is reserved.
   Got receive_header(std::optional<Clock::time_point> deadline) {
     ensure_open();
+    if (header_got_ == sizeof header_) return Got::frame;
     while (header_got_ < sizeof header_) {
       if (deadline && !readable(*deadline)) return Got::timeout;
-      std::size_t n = read_some(h_, reinterpret_cast<char*>(&header_) + header_got_,
-                                sizeof header_ - header_got_);
+      std::size_t n =
+          take_some(reinterpret_cast<char*>(&header_) + header_got_, sizeof header_ - header_got_);
       if (n == 0) {
         if (header_got_ == 0) return Got::closed;
-        reset_receive();
-        throw PeerDiedMidMessage("proc::mp: the other end went away in the middle of a message");
+        died();
       }
       header_got_ += n;
     }
+    // Room for what a hostile length could claim is bounded: up to reserve_limit at once, and
+    // beyond that only as the bytes arrive.
+    size_for(buf_, static_cast<std::size_t>(std::min<std::uint64_t>(header_, reserve_limit)));
     return Got::frame;
   }
 
@@ -151,36 +149,47 @@ class FrameChannel {
     if (header_got_ < sizeof header_) return std::nullopt;
     return header_;
   }
-  /// Whether part of a frame has arrived (so the handle's readiness says nothing).
-  [[nodiscard]] bool in_frame() const noexcept { return header_got_ > 0 || complete_; }
-
-  /// The complete frame, valid until the next receive or take.
-  [[nodiscard]] std::string_view view() const noexcept {
-    if (header_ <= small_frame) return std::string_view(small_.data(), header_);
-    return big_.view();
+  /// Whether part of a frame has arrived or bytes were read ahead: then the handle's readiness
+  /// says nothing, and a receive may not need to wait.
+  [[nodiscard]] bool in_frame() const noexcept {
+    return header_got_ > 0 || complete_ || ahead_pos_ < ahead_end_;
   }
-  /// Done with the frame (after view()).
-  void consume() noexcept { reset_receive(); }
-  /// The complete frame as a string of its own; done with it.
+  /// Whether bytes of later frames were read ahead (the handle may not be readable for them).
+  [[nodiscard]] bool has_read_ahead() const noexcept { return ahead_pos_ < ahead_end_; }
+  /// Whether a whole frame is waiting (receive() would return it at once).
+  [[nodiscard]] bool has_frame() const noexcept {
+    return header_got_ == sizeof header_ && got_ == header_;
+  }
+
+  /// The complete frame, valid until the next receive, consume or take.
+  [[nodiscard]] std::string_view view() const noexcept {
+    return std::string_view(buf_.data(), static_cast<std::size_t>(header_));
+  }
+  /// Done with the frame (after view()). The buffer is kept for the next one unless it grew big.
+  void consume() noexcept {
+    if (buf_.capacity() > keep_limit) std::string().swap(buf_);
+    reset_receive();
+  }
+  /// The complete frame as a string of its own (the buffer itself: no copy); done with it.
   std::string take() {
-    std::string out = header_ <= small_frame ? std::string(view()) : big_.take();
+    std::string out = std::move(buf_);
+    buf_ = std::string();
+    size_for(out, static_cast<std::size_t>(header_));
     reset_receive();
     return out;
   }
-  /// Reads the rest of a frame straight into `out` (the caller checked its size against
-  /// pending_length(); nothing of the frame has been read into the buffers yet).
-  Got receive_into(char* out, std::optional<Clock::time_point> deadline) {
-    while (got_ < header_) {
-      if (deadline && !readable(*deadline)) return Got::timeout;
-      std::size_t n = read_some(h_, out + got_, static_cast<std::size_t>(header_ - got_));
-      if (n == 0) {
-        reset_receive();
-        throw PeerDiedMidMessage("proc::mp: the other end went away in the middle of a message");
-      }
-      got_ += n;
+  /// Reads the next `n` bytes of the current frame straight into `out`, waiting as needed (the
+  /// header has been received; none of these bytes is in the buffer). When the frame is then
+  /// complete, the channel is ready for the next one.
+  void receive_into(char* out, std::size_t n) {
+    while (n > 0) {
+      std::size_t r = take_some(out, n);
+      if (r == 0) died();
+      out += r;
+      n -= r;
+      got_ += r;
     }
-    reset_receive();
-    return Got::frame;
+    if (got_ == header_) reset_receive();
   }
   [[nodiscard]] std::uint64_t received_of_frame() const noexcept { return got_; }
 
@@ -200,19 +209,58 @@ class FrameChannel {
     if (h_ == invalid_handle) throw ChannelClosed("proc::mp: the connection is closed");
   }
   bool readable(Clock::time_point deadline) {
+    if (ahead_pos_ < ahead_end_) return true;
     native_handle one[1] = {h_};
     return !wait_readable(one, deadline).empty();
+  }
+  // Up to n bytes of the stream (at least one, 0 at its end): first what was read ahead; a small
+  // want is filled by one read of up to read_ahead bytes (a whole small frame, header and body,
+  // in one system call), a big one is read straight into `p`.
+  std::size_t take_some(char* p, std::size_t n) {
+    if (ahead_pos_ == ahead_end_) {
+      if (n >= read_ahead) return read_some(h_, p, n);
+      if (ahead_.size() < read_ahead) size_for(ahead_, read_ahead);
+      ahead_pos_ = 0;
+      ahead_end_ = read_some(h_, ahead_.data(), read_ahead);
+      if (ahead_end_ == 0) return 0;
+    }
+    std::size_t k = std::min(n, ahead_end_ - ahead_pos_);
+    std::memcpy(p, ahead_.data() + ahead_pos_, k);
+    ahead_pos_ += k;
+    return k;
+  }
+  // More room once the reserved part is full (a frame longer than reserve_limit): doubling, but
+  // never past the frame's length.
+  void grow() {
+    std::size_t now = buf_.size();
+    std::size_t next = static_cast<std::size_t>(
+        std::min<std::uint64_t>(header_, std::max<std::uint64_t>(2 * now, 64 * 1024)));
+    std::string bigger;
+    size_for(bigger, next);
+    std::memcpy(bigger.data(), buf_.data(), now);
+    buf_.swap(bigger);
+  }
+  [[noreturn]] void died() {
+    reset_receive();
+    throw PeerDiedMidMessage("proc::mp: the other end went away in the middle of a message");
   }
   void reset_receive() noexcept {
     header_ = 0;
     header_got_ = 0;
     got_ = 0;
     complete_ = false;
-    small_.clear();
-    if (big_.size()) big_.take();
+    buf_.clear();
   }
   void take_from(FrameChannel& o) noexcept {
     h_ = std::exchange(o.h_, invalid_handle);
+    header_ = o.header_;
+    header_got_ = o.header_got_;
+    got_ = o.got_;
+    complete_ = o.complete_;
+    buf_.swap(o.buf_);
+    ahead_.swap(o.ahead_);
+    ahead_pos_ = std::exchange(o.ahead_pos_, 0);
+    ahead_end_ = std::exchange(o.ahead_end_, 0);
     o.reset_receive();
   }
 
@@ -222,8 +270,9 @@ class FrameChannel {
   std::size_t header_got_ = 0;
   std::uint64_t got_ = 0;
   bool complete_ = false;
-  std::string small_;
-  proc::detail::ByteStore big_;
+  std::string buf_;    // the frame being received; its capacity is reused
+  std::string ahead_;  // bytes read past the current point (the start of later frames)
+  std::size_t ahead_pos_ = 0, ahead_end_ = 0;
 };
 
 }  // namespace proc::mp::detail
