@@ -97,8 +97,8 @@ inline std::string arg_str(int argc, char** argv, const char* name, const char* 
 
 struct Variant {
   std::string name;
-  std::function<void()> op;     // one operation; checks its own result
-  int batch = 1;                // operations per round
+  std::function<void()> op;       // one operation; checks its own result
+  int batch = 1;                  // operations per round
   std::vector<double> samples{};  // seconds per operation, one per round
 };
 

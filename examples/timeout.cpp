@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 
 #include <chrono>
+#include <filesystem>
 #include <optional>
 #include <proc/proc.hpp>
 #include <string>
@@ -58,6 +59,25 @@ int main() {
     fmt::print("group killed after {} ms with {:?}\n", elapsed_ms(start), e.out);
   }
   // [group]
+
+  // [grace]
+  // A grace lets the child clean up: at the timeout proc sends SIGTERM (to the group when the
+  // child leads one), waits up to kill_grace, and only then sends SIGKILL. This child removes
+  // its lock file on SIGTERM; without a grace it would be killed at once and leave it behind.
+  auto lock = std::filesystem::temp_directory_path() / "proc-example-grace.lock";
+  std::string script =
+      "trap 'echo cleaning up; rm -f \"$0\"; exit 143' TERM; touch \"$0\";"
+      "echo working; while :; do sleep 0.05; done";
+  start = std::chrono::steady_clock::now();
+  try {
+    proc::run({"sh", "-c", script, lock.string()},
+              {.out = proc::pipe, .timeout = 300ms, .kill_grace = 2s});
+  } catch (const proc::TimeoutExpired& e) {
+    fmt::print("after {} ms: {:?}, lock file {}\n", elapsed_ms(start), e.out,
+               std::filesystem::exists(lock) ? "left behind" : "removed");
+    if (e.out != "working\ncleaning up\n" || std::filesystem::exists(lock)) return 1;
+  }
+  // [grace]
 
   // [wait_for]
   // With Popen the deadline is yours to handle: wait_for returns nullopt while the child runs.

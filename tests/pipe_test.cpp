@@ -1,8 +1,10 @@
 // proc::PipeEnd: read, read_all, readline, lines, write, close.
 #include <array>
+#include <chrono>
 
 #include "test_support.hpp"
 
+using namespace std::chrono_literals;
 using test::cmd;
 
 TEST_CASE("pipe: readline keeps the newline; a last line without one is still a line") {
@@ -99,4 +101,28 @@ TEST_CASE("pipe: native_handle is usable with the OS, release gives it up") {
   CHECK(owned.native_handle() == h);
   CHECK(owned.read_all() == "z");
   p.wait();
+}
+
+// Issue 13: reads with a deadline.
+
+TEST_CASE("pipe: readline(Duration) times out, then completes the same line") {
+  proc::Popen p(cmd({"out", "hal", "sleep", "400", "outln", "f line", "outln", "next"}),
+                {.out = proc::pipe});
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK_THROWS_AS(p.out().readline(50ms), proc::TimeoutExpired);
+  CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+  CHECK(p.out().readline(20s) == "half line\n");  // the bytes of the first try were kept
+  CHECK(p.out().readline(20s) == "next\n");
+  CHECK(p.out().readline(20s) == std::nullopt);  // end of stream still reads as nullopt
+  CHECK(p.wait() == 0);
+}
+
+TEST_CASE("pipe: read(span, Duration) times out, returns 0 at the end") {
+  proc::Popen p(cmd({"sleep", "300", "out", "late"}), {.out = proc::pipe});
+  char buf[16];
+  CHECK_THROWS_AS(p.out().read(buf, 30ms), proc::TimeoutExpired);
+  std::string got;
+  for (std::size_t n; (n = p.out().read(buf, 20s)) > 0;) got.append(buf, n);
+  CHECK(got == "late");
+  CHECK(p.wait() == 0);
 }

@@ -266,3 +266,44 @@ TEST_CASE("stream_lines: a line of exactly the limit, its newline in a later rea
   q.stream_lines([&](std::string_view l) { sizes.push_back(l.size()); });
   CHECK(sizes == std::vector<std::size_t>{limit, limit});
 }
+
+TEST_CASE("stream_lines: input written in the same loop, 10 MiB through cat, lines in order") {
+  std::string input;
+  const int n = 1000000;  // ~6.9 MB of lines, plus padding to 10 MiB
+  for (int i = 1; i <= n; ++i) input += std::to_string(i) + "\n";
+  std::string pad(std::size_t{10} << 20, 'p');
+  pad.back() = '\n';
+  input += pad;
+  proc::Popen p(cmd({"cat"}), {.in = proc::pipe, .out = proc::pipe});
+  long next = 1;
+  bool ordered = true;
+  std::size_t padded = 0;
+  int rc = p.stream_lines(
+      [&](std::string_view l) {
+        if (next <= n) {
+          ordered = ordered && l == std::to_string(next);
+          ++next;
+        } else {
+          padded += l.size();
+        }
+      },
+      {}, 60s, input);
+  CHECK(rc == 0);
+  CHECK(ordered);
+  CHECK(next == n + 1);
+  CHECK(padded == pad.size() - 1);
+  CHECK_THROWS_AS(proc::Popen(cmd({"cat"}), {.out = proc::pipe}).stream_lines({}, {}, {}, "x"),
+                  std::logic_error);
+}
+
+TEST_CASE("stream_lines: input that a timeout interrupts is resumed where it stopped") {
+  proc::Popen p(cmd({"readline", "sleep", "300", "cat"}), {.in = proc::pipe, .out = proc::pipe});
+  std::string input = "first\n";
+  input += std::string(std::size_t{4} << 20, 'z');  // more than the pipe holds while it sleeps
+  std::size_t total = 0;
+  auto on = [&](std::string_view l) { total += l.size() + 1; };
+  CHECK_THROWS_AS(p.stream_lines(on, {}, 100ms, input), proc::TimeoutExpired);
+  CHECK(p.stream_lines(on, {}, 60s) == 0);  // no input: the rest of the first one goes on
+  // "got:first\n" and the 4 MiB of z's (as one line without newline at the end)
+  CHECK(total == std::string("got:first\n").size() + (std::size_t{4} << 20) + 1);
+}

@@ -1,10 +1,12 @@
 // proc::Redirect: devnull, files, append, borrowed descriptors, to_stdout, pipe ends.
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "test_support.hpp"
 
+using namespace std::chrono_literals;
 using test::cmd;
 
 static std::string slurp(const std::filesystem::path& p) {
@@ -96,3 +98,114 @@ TEST_CASE("redirect: a PipeEnd holding bytes that readline() read ahead is refus
   CHECK(r.out == "b\n");
   CHECK(p2.wait() == 0);
 }
+
+// Issue 13: terminals and tee.
+
+TEST_CASE("redirect: tee to a file: the file and the capture get the same bytes") {
+  auto path = std::filesystem::temp_directory_path() / "proc-tee-test.txt";
+  auto r = proc::run(cmd({"spew", "300000", "err", "E"}),
+                     {.out = proc::tee(proc::file(path)), .err = proc::pipe});
+  CHECK(r.out.size() == 300000);
+  CHECK(slurp(path) == r.out);
+  CHECK(r.err == "E");
+  // Appending, for stderr, through communicate.
+  proc::Popen p(cmd({"err", "second"}), {.err = proc::tee(proc::append(path))});
+  auto [out, err] = p.communicate();
+  CHECK(err == "second");
+  CHECK(slurp(path) == r.out + "second");
+  // A descriptor as the target, through stream_lines.
+  auto path2 = std::filesystem::temp_directory_path() / "proc-tee-test-2.txt";
+  {
+#if defined(_WIN32)
+    std::ofstream(path2).close();
+    proc::run(cmd({"lines", "3"}), {.out = proc::tee(proc::file(path2))});
+#else
+    int fd = ::open(path2.string().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    REQUIRE(fd >= 0);
+    proc::Popen q(cmd({"lines", "3"}), {.out = proc::tee(proc::fd(fd))});
+    std::vector<std::string> lines;
+    q.stream_lines([&](std::string_view l) { lines.emplace_back(l); });
+    ::close(fd);
+    CHECK(lines == std::vector<std::string>{"1", "2", "3"});
+#endif
+  }
+  CHECK(slurp(path2) == "1\n2\n3\n");
+  std::filesystem::remove(path);
+  std::filesystem::remove(path2);
+  CHECK_THROWS_AS(proc::tee(proc::pipe), std::invalid_argument);
+  CHECK_THROWS_AS(proc::run(cmd({"cat"}), {.in = proc::tee(proc::inherit)}), std::invalid_argument);
+}
+
+TEST_CASE("redirect: tee in pipelines and run_all") {
+  auto path = std::filesystem::temp_directory_path() / "proc-tee-pipe.txt";
+  auto r = proc::run_pipeline({cmd({"lines", "100"}), cmd({"cat"})},
+                              {.out = proc::tee(proc::file(path))});
+  CHECK(r.out == slurp(path));
+  CHECK(r.out.size() == 292);
+  auto path_err = std::filesystem::temp_directory_path() / "proc-tee-pipe-err.txt";
+  auto e = proc::run_pipeline({cmd({"err", "a"}), cmd({"err", "b"})},
+                              {.err = proc::tee(proc::file(path_err))});
+  CHECK(e.err.size() == 2);
+  CHECK(slurp(path_err) == e.err);
+  auto rs =
+      proc::run_all({proc::Command(cmd({"outln", "job"}), {.out = proc::tee(proc::file(path))})});
+  CHECK(rs[0].process.out == "job\n");
+  CHECK(slurp(path) == "job\n");
+  std::filesystem::remove(path);
+  std::filesystem::remove(path_err);
+}
+
+#if !defined(_WIN32)
+TEST_CASE("redirect: pty streams are terminals, others are not") {
+  auto all = proc::run(cmd({"isatty"}), {.in = proc::pty, .out = proc::pty, .err = proc::pty});
+  CHECK(all.out.find("in=1 out=1 err=1") != std::string::npos);
+  auto some = proc::run(cmd({"isatty"}), {.out = proc::pty});
+  CHECK(some.out.find("in=0 out=1 err=0") != std::string::npos);
+  auto none = proc::run(cmd({"isatty"}), {.out = proc::pipe});
+  CHECK(none.out == "in=0 out=0 err=0\n");
+}
+
+TEST_CASE("redirect: the pty's size, set and resized") {
+  auto r = proc::run(cmd({"winsize"}), {.out = proc::pty});
+  CHECK(r.out.find("24x80") != std::string::npos);  // the default
+  auto big =
+      proc::run(cmd({"winsize"}), {.out = proc::pty, .terminal_size = proc::TerminalSize{50, 132}});
+  CHECK(big.out.find("50x132") != std::string::npos);
+  proc::Popen p(cmd({"readline", "winsize"}), {.in = proc::pty, .out = proc::pty});
+  p.resize_terminal(33, 99);
+  p.in().write("go\n");
+  std::string all;
+  for (std::string_view l : p.out().lines()) all += std::string(l) + "\n";
+  CHECK(all.find("33x99") != std::string::npos);
+  CHECK(p.wait() == 0);
+  proc::Popen q(cmd({"exit", "0"}));
+  CHECK_THROWS_AS(q.resize_terminal(1, 1), std::logic_error);
+}
+
+TEST_CASE("redirect: a pty's end of stream and returncode, a prompt without newline") {
+  proc::Popen p(cmd({"prompt", "Name? "}), {.in = proc::pty, .out = proc::pty});
+  std::string seen;
+  char buf[256];
+  while (seen.find("Name? ") == std::string::npos) {
+    std::size_t n = p.out().read(buf, 10s);
+    REQUIRE(n > 0);
+    seen.append(buf, n);
+  }
+  p.in().write("Ada\n");
+  std::string rest = p.out().read_all();  // ends at the child's exit (EIO read as the end)
+  CHECK(rest.find("got:Ada") != std::string::npos);
+  CHECK(p.wait() == 0);
+  auto code = proc::run(cmd({"outln", "x", "exit", "7"}), {.out = proc::pty});
+  CHECK(code.returncode == 7);
+  CHECK(code.out == "x\r\n");  // a terminal turns \n into \r\n
+}
+
+TEST_CASE("redirect: a pty child whose grandchild holds the terminal") {
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = proc::run(cmd({"grandchild", "300", "outln", "parent done"}),
+                     {.out = proc::pty, .timeout = 30s});
+  CHECK(r.returncode == 0);
+  CHECK(r.out.find("parent done") != std::string::npos);
+  CHECK(std::chrono::steady_clock::now() - t0 < 20s);
+}
+#endif

@@ -4,10 +4,12 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
+#include <type_traits>
 
 #include "test_support.hpp"
 
 using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
 using test::cmd;
 
 TEST_CASE("run: returncode, inherited stdio, captured streams") {
@@ -348,5 +350,141 @@ TEST_CASE("run: the PATH search goes on after an exec error other than ENOENT, a
   }
   fs::remove_all(dir);
   CHECK_FALSE(test::has_children());
+}
+#endif
+
+// Issue 13: graceful timeouts and output caps.
+
+#if !defined(_WIN32)
+TEST_CASE("run: with kill_grace, a timeout sends SIGTERM first and the child can clean up") {
+  auto t0 = Clock::now();
+  try {
+    proc::run(cmd({"term-cleanup", "cleaned up\n", "outln", "ready", "sleep", "30000"}),
+              {.out = proc::pipe, .timeout = 300ms, .kill_grace = 5s});
+    FAIL("no exception");
+  } catch (const proc::TimeoutExpired& e) {
+    CHECK(e.out == "ready\ncleaned up\n");
+  }
+  CHECK(Clock::now() - t0 < 4s);  // it left on SIGTERM, well before the grace ran out
+  // One that ignores SIGTERM gets SIGKILL after the grace.
+  t0 = Clock::now();
+  CHECK_THROWS_AS(proc::run(cmd({"trap-term", "sleep", "30000"}),
+                            {.out = proc::pipe, .timeout = 200ms, .kill_grace = 500ms}),
+                  proc::TimeoutExpired);
+  auto took = Clock::now() - t0;
+  CHECK(took >= 650ms);  // timeout + grace
+  CHECK(took < 5s);      // + a margin
+  // Without a grace: SIGKILL at once (the cleanup never runs).
+  try {
+    proc::run(cmd({"term-cleanup", "cleaned up\n", "outln", "ready", "sleep", "30000"}),
+              {.out = proc::pipe, .timeout = 300ms});
+  } catch (const proc::TimeoutExpired& e) {
+    CHECK(e.out == "ready\n");
+  }
+  // OnDestroy::terminate takes kill_grace as its grace.
+  t0 = Clock::now();
+  {
+    proc::Popen p(
+        cmd({"trap-term", "sleep", "30000"}),
+        {.out = proc::pipe, .on_destroy = proc::OnDestroy::terminate, .kill_grace = 300ms});
+    REQUIRE(p.out().readline() == "trapped\n");
+  }
+  CHECK(Clock::now() - t0 < 1900ms);  // not the 2 s default
+  CHECK_FALSE(test::has_children());
+}
+#endif
+
+TEST_CASE("run: max_output over and under the limit") {
+  auto under = proc::run(cmd({"spew", "1000"}), {.out = proc::pipe, .max_output = 1000});
+  CHECK(under.out.size() == 1000);
+  auto t0 = Clock::now();
+  try {
+    proc::run(cmd({"spew", "100000000000"}), {.out = proc::pipe, .max_output = 100000});
+    FAIL("no exception");
+  } catch (const proc::OutputLimitExceeded& e) {
+    CHECK(e.limit == 100000);
+    CHECK(e.out.size() == 100000);
+    CHECK(e.out.substr(0, 3) == "abc");
+    CHECK_THAT(e.what(), Catch::Contains("100000"));
+  }
+  CHECK(Clock::now() - t0 < 20s);
+  static_assert(std::is_base_of_v<proc::SubprocessError, proc::OutputLimitExceeded>);
+  // Each stream on its own: stderr over, stdout under.
+  try {
+    proc::run(cmd({"out", "small", "spew-err", "50000"}),
+              {.capture_output = true, .max_output = 1000});
+    FAIL("no exception");
+  } catch (const proc::OutputLimitExceeded& e) {
+    CHECK(e.err.size() == 1000);
+    CHECK(e.out == "small");
+  }
+  // communicate
+  proc::Popen p(cmd({"spew", "100000000000"}), {.out = proc::pipe, .max_output = 5000});
+  try {
+    p.communicate();
+    FAIL("no exception");
+  } catch (const proc::OutputLimitExceeded& e) {
+    CHECK(e.out.size() == 5000);
+  }
+  CHECK(p.returncode().has_value());  // stopped and reaped
+  // run_pipeline and run_all
+  CHECK_THROWS_AS(proc::run_pipeline({cmd({"spew", "100000000000"}), cmd({"cat"})},
+                                     {.out = proc::pipe, .max_output = 4096}),
+                  proc::OutputLimitExceeded);
+  auto rs = proc::run_all(
+      {proc::Command(cmd({"spew", "100000000000"}), {.out = proc::pipe, .max_output = 777}),
+       proc::Command(cmd({"spew", "10"}), {.out = proc::pipe, .max_output = 777})});
+  REQUIRE(rs[0].error);
+  CHECK_THROWS_AS(std::rethrow_exception(rs[0].error), proc::OutputLimitExceeded);
+  CHECK(rs[0].process.out.size() == 777);
+  CHECK(rs[1].ok());
+  CHECK(rs[1].process.out.size() == 10);
+}
+
+#if !defined(_WIN32)
+TEST_CASE("run: Windows-only options are refused on POSIX") {
+  CHECK_THROWS_WITH(proc::run(cmd({"exit", "0"}), {.creation_flags = 0x08000000}),
+                    Catch::Contains("creation_flags"));
+  CHECK_THROWS_WITH(proc::run(cmd({"exit", "0"}), {.hide_window = true}),
+                    Catch::Contains("hide_window"));
+}
+#endif
+
+#if defined(_WIN32)
+TEST_CASE("run: Windows-only options are accepted on Windows") {
+  // CREATE_NO_WINDOW and a hidden window: the child runs, its pipes work.
+  auto r = proc::run(cmd({"outln", "hidden"}),
+                     {.out = proc::pipe, .creation_flags = CREATE_NO_WINDOW, .hide_window = true});
+  CHECK(r.returncode == 0);
+  CHECK(r.out == "hidden\n");
+  auto d = proc::run(cmd({"outln", "detached", "exit", "3"}),
+                     {.out = proc::pipe, .creation_flags = DETACHED_PROCESS});
+  CHECK(d.returncode == 3);
+  CHECK(d.out == "detached\n");
+  auto c = proc::run(cmd({"exit", "4"}), {.creation_flags = CREATE_NEW_CONSOLE});
+  CHECK(c.returncode == 4);
+}
+
+TEST_CASE("run: kill_grace on Windows: Ctrl+Break to a child in its own group, bounded") {
+  // In its own console process group the child is asked with CTRL_BREAK_EVENT first; whether
+  // or not it can handle it (Wine's console may not deliver it), the call ends within
+  // timeout + grace + a margin.
+  auto t0 = Clock::now();
+  try {
+    proc::run(cmd({"term-cleanup", "cleaned up\n", "outln", "ready", "sleep", "30000"}),
+              {.out = proc::pipe, .timeout = 300ms, .start_new_session = true, .kill_grace = 1s});
+    FAIL("no exception");
+  } catch (const proc::TimeoutExpired& e) {
+    CHECK(e.out.substr(0, 6) == "ready\n");
+  }
+  CHECK(Clock::now() - t0 < 10s);
+  // A child with a console of its own cannot get the event: terminated at once, no grace.
+  t0 = Clock::now();
+  CHECK_THROWS_AS(proc::run(cmd({"sleep", "30000"}), {.timeout = 200ms,
+                                                      .start_new_session = true,
+                                                      .kill_grace = 20s,
+                                                      .creation_flags = CREATE_NO_WINDOW}),
+                  proc::TimeoutExpired);
+  CHECK(Clock::now() - t0 < 10s);
 }
 #endif

@@ -122,6 +122,25 @@ class TimeoutExpired : public SubprocessError {
   std::string err;
 };
 
+/// A captured stream grew past `Options::max_output`: the child was stopped (as on a timeout)
+/// and `out`/`err` hold what was captured, up to the limit.
+class OutputLimitExceeded : public SubprocessError {
+ public:
+  OutputLimitExceeded(std::vector<std::string> cmd_, std::size_t limit_, std::string out_ = {},
+                      std::string err_ = {})
+      : SubprocessError("Command '" + detail::command_text(cmd_) + "' wrote more than " +
+                        std::to_string(limit_) + " bytes of output (max_output); it was stopped."),
+        cmd(std::move(cmd_)),
+        limit(limit_),
+        out(std::move(out_)),
+        err(std::move(err_)) {}
+
+  std::vector<std::string> cmd;
+  std::size_t limit;
+  std::string out;
+  std::string err;
+};
+
 /// The program could not be started (Python's `OSError` / `FileNotFoundError`).
 ///
 /// `code()` is the errno (POSIX) or `GetLastError()` value (Windows) of the failed

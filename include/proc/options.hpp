@@ -15,6 +15,7 @@
 #include <variant>
 #include <vector>
 
+#include "proc/duration.hpp"
 #include "proc/environment.hpp"
 #include "proc/redirect.hpp"
 
@@ -29,31 +30,6 @@ namespace detail {
 template <class S>
 concept CommandString = std::convertible_to<const S&, std::string>;
 }  // namespace detail
-
-/// A span of time; converts implicitly from any `std::chrono::duration` (`200ms`, `1.5s`),
-/// rounding up to whole nanoseconds. A span too long for that (over ~292 years, e.g.
-/// `std::chrono::hours::max()`) becomes `std::chrono::nanoseconds::max()`: no limit in effect.
-struct Duration {
-  std::chrono::nanoseconds value{};
-
-  constexpr Duration() = default;
-  template <class Rep, class Period>
-  constexpr Duration(std::chrono::duration<Rep, Period> d)  // NOLINT: implicit by design
-      : value(saturated(d)) {}
-
-  constexpr operator std::chrono::nanoseconds() const { return value; }  // NOLINT
-
- private:
-  template <class Rep, class Period>
-  static constexpr std::chrono::nanoseconds saturated(std::chrono::duration<Rep, Period> d) {
-    using std::chrono::nanoseconds;
-    // Compared in floating point: converting first would overflow (undefined behaviour).
-    constexpr std::chrono::duration<double> top = nanoseconds::max();
-    if (std::chrono::duration<double>(d) >= top) return nanoseconds::max();
-    if (std::chrono::duration<double>(d) <= -top) return nanoseconds::min();
-    return std::chrono::ceil<nanoseconds>(d);
-  }
-};
 
 /// A user or group: a name (`"nobody"`) or a numeric id (`65534`). Names are resolved in the
 /// parent before spawning.
@@ -88,6 +64,12 @@ class Identity {
     }
   }
   std::variant<std::string, std::uint32_t> v_;
+};
+
+/// The size of a pseudo-terminal (`Options::terminal_size`, `Popen::resize_terminal`).
+struct TerminalSize {
+  unsigned short rows = 24;
+  unsigned short cols = 80;
 };
 
 /// What `~Popen` does to a child that is still running (after closing the parent's pipe ends).
@@ -153,6 +135,23 @@ struct Options {
   bool kill_on_parent_exit = false;
   /// What `~Popen` does to a child still running; default `OnDestroy::wait`.
   OnDestroy on_destroy = OnDestroy::wait;
+  /// The size of the pseudo-terminal of `proc::pty` streams; default 24 rows × 80 columns.
+  std::optional<TerminalSize> terminal_size{};
+  /// A graceful stop: when a run-style timeout, a `run_all` stop or `OnDestroy::terminate` ends
+  /// the child, SIGTERM goes first (to its group when it leads one) and SIGKILL only after this
+  /// grace. Default: none, SIGKILL at once (`OnDestroy::terminate` waits 2 s). Windows:
+  /// CTRL_BREAK_EVENT to a child in its own console process group, else TerminateProcess at once.
+  std::optional<Duration> kill_grace{};
+  /// A cap on each captured stream, in bytes: a capture that would grow past it stops the child
+  /// as a timeout does and throws `OutputLimitExceeded` with the output kept up to the cap.
+  /// Default: no cap.
+  std::optional<std::size_t> max_output{};
+  /// Windows: `CreateProcessW` creation flags (`CREATE_NO_WINDOW`, `CREATE_NEW_CONSOLE`,
+  /// `DETACHED_PROCESS`, ...), OR-ed with proc's own. POSIX: must be 0 (`std::invalid_argument`).
+  std::uint32_t creation_flags = 0;
+  /// Windows: start the child's window hidden (`SW_HIDE`, Python's `STARTUPINFO` with
+  /// `wShowWindow`, Node's `windowsHide`). POSIX: must be false (`std::invalid_argument`).
+  bool hide_window = false;
 };
 
 }  // namespace proc

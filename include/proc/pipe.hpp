@@ -3,6 +3,7 @@
 /// `proc::PipeEnd`: the parent's end of a pipe to or from a child.
 
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstring>
 #include <iterator>
@@ -16,6 +17,8 @@
 
 #include "proc/detail/buffer.hpp"
 #include "proc/detail/platform.hpp"
+#include "proc/duration.hpp"
+#include "proc/errors.hpp"
 
 namespace proc {
 
@@ -100,6 +103,15 @@ class PipeEnd {
     return detail::read_some(h_, buf.data(), buf.size());
   }
 
+  /// As `read(buf)`, but throws `TimeoutExpired` when nothing arrived within `timeout` (0 still
+  /// means the end of the stream).
+  std::size_t read(std::span<char> buf, Duration timeout) {
+    ensure_open("read");
+    if (buf.empty() || begin_ < end_) return read(buf);
+    wait_for_bytes(deadline_of(timeout), timeout);
+    return detail::read_some(h_, buf.data(), buf.size());
+  }
+
   /// Reads until end of stream and returns everything.
   std::string read_all() {
     ensure_open("read_all");
@@ -114,6 +126,15 @@ class PipeEnd {
   std::optional<std::string> readline() {
     ensure_open("readline");
     auto line = next_line(true);
+    if (!line) return std::nullopt;
+    return std::string(*line);
+  }
+
+  /// As `readline()`, but throws `TimeoutExpired` when the line is not complete within
+  /// `timeout`; the bytes of an unfinished line are kept, and the next call goes on with them.
+  std::optional<std::string> readline(Duration timeout) {
+    ensure_open("readline");
+    auto line = next_line(true, deadline_of(timeout), timeout);
     if (!line) return std::nullopt;
     return std::string(*line);
   }
@@ -155,7 +176,10 @@ class PipeEnd {
 
   /// The next line (without `\n` unless `keep_newline`), or nullopt at end of stream. The view
   /// stays valid until the next call. Used by `lines()`, `readline()` and `stream_lines`.
-  std::optional<std::string_view> next_line(bool keep_newline = false) {
+  std::optional<std::string_view> next_line(
+      bool keep_newline = false,
+      std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt,
+      Duration timeout = {}) {
     std::size_t scanned = begin_;
     for (;;) {
       auto* nl = scanned < end_
@@ -168,6 +192,7 @@ class PipeEnd {
         return line;
       }
       scanned = end_ - begin_;  // offset after the compaction fill() is about to do
+      if (deadline) wait_for_bytes(*deadline, timeout);
       if (!fill()) {
         if (begin_ == end_) return std::nullopt;
         std::string_view line(buf_.get() + begin_, end_ - begin_);
@@ -179,6 +204,18 @@ class PipeEnd {
   }
 
  private:
+  static std::chrono::steady_clock::time_point deadline_of(Duration timeout) {
+    auto now = std::chrono::steady_clock::now();
+    if (timeout.value <= std::chrono::nanoseconds::zero()) return now;
+    if (timeout.value > std::chrono::steady_clock::time_point::max() - now)
+      return std::chrono::steady_clock::time_point::max();
+    return now + timeout.value;
+  }
+  // Throws TimeoutExpired unless bytes (or the end) arrive by `deadline`.
+  void wait_for_bytes(std::chrono::steady_clock::time_point deadline, Duration timeout) {
+    if (!detail::wait_readable_until(h_, deadline)) throw TimeoutExpired({}, timeout.value);
+  }
+
   void ensure_open(const char* what) const {
     if (!is_open())
       throw std::logic_error(std::string("proc::PipeEnd::") + what + ": the pipe end is closed");

@@ -72,6 +72,8 @@ inline std::string pipeline_text(const std::vector<std::vector<std::string>>& st
 struct StartedPipeline {
   std::vector<Popen> stages;
   PipeEnd err;  // the parent's end of the stderr pipe shared by every stage (if piped)
+  native_handle err_tee = invalid_handle;  // err = proc::tee(...): where the copy goes
+  PipeEnd err_tee_file;                    // ... and the file opened for it
 
   StartedPipeline() = default;
   StartedPipeline(StartedPipeline&&) noexcept = default;
@@ -126,6 +128,17 @@ inline StartedPipeline start_stages(const std::vector<std::vector<std::string>>&
 
   StartedPipeline p;
   Redirect err = base.capture_output ? Redirect(proc::pipe) : base.err;
+  if (err.kind() == Redirect::Kind::tee) {
+    // Every stage writes into the shared pipe; the copy goes where the tee says.
+    if (err.tee_target() == Redirect::Kind::file || err.tee_target() == Redirect::Kind::append) {
+      p.err_tee_file =
+          PipeEnd(open_file(err.path(), true, err.tee_target() == Redirect::Kind::append));
+      p.err_tee = p.err_tee_file.native_handle();
+    } else {
+      p.err_tee = err.tee_target() == Redirect::Kind::fd ? err.handle() : standard_handle(2);
+    }
+    err = proc::pipe;
+  }
   const bool shared_err = err.kind() == Redirect::Kind::pipe || (for_run && stage_err_pipe);
   PipeEnd err_child_end;
   if (shared_err) {
@@ -170,30 +183,37 @@ inline PipelineResult run_stages(const std::vector<std::vector<std::string>>& st
                                  const std::vector<const Options*>& per_stage,
                                  const Options& options) {
   StartedPipeline p = start_stages(stages, per_stage, options, true);
-  CaptureBuffer out, err;
+  Capture out, err;
   std::vector<Popen*> children;
   for (Popen& s : p.stages) children.push_back(&s);
-  Job job(std::move(children), run_deadline(options), std::nullopt);
+  Job job(std::move(children), run_deadline(options), kill_grace_of(options));
   if (options.input) job.io.input = *options.input;
   attach_stream(job, p.stages.front(), 0, nullptr);
-  if (options.capture_output || options.out.kind() == Redirect::Kind::pipe)
-    attach_stream(job, p.stages.back(), 1, &out);
+  if (options.capture_output || options.out.kind() == Redirect::Kind::pipe ||
+      options.out.kind() == Redirect::Kind::tee || options.out.kind() == Redirect::Kind::pty)
+    attach_stream(job, p.stages.back(), 1, &out, options.max_output);
   if (p.err.is_open()) {
     job.io.err = p.err.release();
-    job.io.err_sink = &err;
+    err.buf.set_limit(options.max_output);
+    job.io.err_sink = err.sink(p.err_tee);
   }
   Job* jobs[1] = {&job};
   run_jobs(jobs);
-  if (job.error()) std::rethrow_exception(job.error());
+  if (job.error()) {
+    std::vector<std::string> flat;
+    for (const auto& st : stages) flat.insert(flat.end(), st.begin(), st.end());
+    std::rethrow_exception(job_error(job.error(), stages.size() == 1 ? stages[0] : flat,
+                                     options.max_output, out, err));
+  }
   if (job.timed_out())
     throw TimeoutExpired(p.stages.size() == 1 ? stages[0] : std::vector<std::string>{},
-                         options.timeout->value, out.take(), err.take(),
+                         options.timeout->value, out.buf.take(), err.buf.take(),
                          "Pipeline '" + pipeline_text(stages) + "'");
   PipelineResult r;
   r.args = stages;
   for (auto& s : p.stages) r.returncodes.push_back(*s.returncode());
-  r.out = out.take();
-  r.err = err.take();
+  r.out = out.buf.take();
+  r.err = err.buf.take();
   if (options.check) r.check_returncode();
   return r;
 }
@@ -293,7 +313,8 @@ inline RunningPipeline detail::make_running(StartedPipeline&& p) {
 /// `run_pipeline`.
 inline RunningPipeline start_pipeline(const std::vector<std::vector<std::string>>& stages,
                                       const Options& options = {}) {
-  if (options.err.kind() == Redirect::Kind::pipe || options.capture_output)
+  if (options.err.kind() == Redirect::Kind::pipe || options.err.kind() == Redirect::Kind::tee ||
+      options.capture_output)
     throw std::invalid_argument("proc::start_pipeline: err = proc::pipe is for run_pipeline");
   return detail::make_running(detail::start_stages(stages, {}, options, false));
 }

@@ -93,6 +93,14 @@ inline void validate(const std::vector<std::string>& args, const Options& o, boo
     throw std::invalid_argument("proc: to_stdout is only for err, not for in");
   if (o.out.kind() == Redirect::Kind::to_stdout)
     throw std::invalid_argument("proc: to_stdout is only for err, not for out");
+  if (o.in.kind() == Redirect::Kind::tee)
+    throw std::invalid_argument("proc: tee is for out and err, not for in");
+  const bool any_pty = o.in.kind() == Redirect::Kind::pty || o.out.kind() == Redirect::Kind::pty ||
+                       o.err.kind() == Redirect::Kind::pty;
+  if (any_pty && o.process_group)
+    throw std::invalid_argument(
+        "proc: a child on a pty leads a session of its own; process_group cannot be set too");
+  check_windows_only_options(o.creation_flags, o.hide_window);
   if (!for_run && (o.input || o.check || o.timeout))
     throw std::invalid_argument(
         "proc::Popen: input, check and timeout are for the run-style helpers; use "
@@ -248,9 +256,23 @@ class Popen {
       if (s.out.is_open()) s.cap_out.append(s.out.take_buffered());
       if (s.err.is_open()) s.cap_err.append(s.err.take_buffered());
     }
+    s.cap_out.set_limit(s.max_output);
+    s.cap_err.set_limit(s.max_output);
     bool pumped;
     try {
       pumped = pump_pipes(deadline);
+    } catch (const detail::OutputLimitReached&) {
+      // Over max_output: stopped as a timeout stops a run (its group, if it leads one).
+      s.communicating = false;
+      s.in.close();
+      s.out.close();
+      s.err.close();
+      try {
+        signal_group(detail::sig_kill);
+        s.proc->wait_until(std::nullopt);
+      } catch (...) {
+      }
+      throw OutputLimitExceeded(s.args, *s.max_output, s.cap_out.take(), s.cap_err.take());
     } catch (...) {
       keep_unwritten_input();
       throw;
@@ -270,16 +292,28 @@ class Popen {
   /// Calls `on_out` with each line of stdout and `on_err` with each line of stderr (without the
   /// `\n`) as they arrive, draining both in one loop so neither can fill up and deadlock the
   /// child; a last line without `\n` is delivered at the end. Then waits for the child and
-  /// returns its returncode. A null callback discards that stream; stdin is left alone.
+  /// returns its returncode. A null callback discards that stream. `input`, when given, is
+  /// written to the piped stdin in the same loop, which is then closed; without it stdin is left
+  /// alone.
   ///
   /// A line longer than 8 MiB is delivered in 8 MiB pieces. Throws `TimeoutExpired` when
   /// `timeout` runs out (the child keeps running; a later call carries on where this one
   /// stopped). Callbacks run on the calling thread; an exception from one propagates.
   int stream_lines(std::function<void(std::string_view)> on_out,
                    std::function<void(std::string_view)> on_err = {},
-                   std::optional<Duration> timeout = {}) {
+                   std::optional<Duration> timeout = {}, std::string_view input = {}) {
     Impl& s = impl();
     auto deadline = timeout ? std::optional(detail::deadline_after(timeout->value)) : std::nullopt;
+    if (!input.empty()) {
+      if (!s.in.is_open())
+        throw std::logic_error("proc::Popen::stream_lines: input given but stdin is not a pipe");
+      if (s.stream_in_pos < s.stream_input.size())
+        throw std::logic_error(
+            "proc::Popen::stream_lines: the input of an earlier call is still being written; "
+            "call again without input to go on");
+      s.stream_input.assign(input);  // kept: a call that times out resumes where it stopped
+      s.stream_in_pos = 0;
+    }
     detail::LineSink out_lines(s.rest_out, std::move(on_out));
     detail::LineSink err_lines(s.rest_err, std::move(on_err));
     // However this call ends, an unfinished line goes back into its pipe end's read-ahead, so
@@ -295,20 +329,48 @@ class Popen {
     if (s.out.is_open()) feed(out_lines, s.out.take_buffered());
     if (s.err.is_open()) feed(err_lines, s.err.take_buffered());
     detail::PumpState st;
+    const bool writing = s.stream_in_pos < s.stream_input.size();
+    if (writing) {
+      st.in = s.in.release();
+      st.input = s.stream_input;
+      st.in_pos = s.stream_in_pos;
+    }
     st.out = s.out.release();
     st.err = s.err.release();
-    st.out_sink = &out_lines;
-    st.err_sink = &err_lines;
+    std::optional<detail::TeeSink> tee_out, tee_err;
+    st.out_sink = tee_or(tee_out, out_lines, s.tee[1]);
+    st.err_sink = tee_or(tee_err, err_lines, s.tee[2]);
     bool done;
     {
-      Rewrap rewrap{s, st};
+      struct KeepInput {
+        Impl& s;
+        detail::PumpState& st;
+        bool writing;
+        ~KeepInput() {
+          if (!writing) return;
+          s.stream_in_pos = st.in_pos;
+          if (st.in == detail::invalid_handle) s.stream_in_pos = s.stream_input.size();
+        }
+      } keep_input{s, st, writing};
+      Rewrap rewrap{s, st, nullptr};
       done = detail::pump(st, deadline);
     }
     if (!done) throw TimeoutExpired(s.args, timeout->value);
+    s.stream_input.clear();
+    s.stream_in_pos = 0;
     out_lines.finish();
     err_lines.finish();
     if (auto rc = s.proc->wait_until(deadline)) return *rc;
     throw TimeoutExpired(s.args, timeout->value);
+  }
+
+  /// Sets the size of the child's pseudo-terminal (`proc::pty` streams); the child gets
+  /// SIGWINCH. Throws `std::logic_error` when the child has no pty.
+  void resize_terminal(unsigned short rows, unsigned short cols) {
+    Impl& s = impl();
+    if (!s.pty_master.is_open())
+      throw std::logic_error("proc::Popen::resize_terminal: the child has no pseudo-terminal");
+    detail::resize_pty(s.pty_master.native_handle(), rows, cols);
   }
 
   /// Sends signal `sig` (POSIX). Harmless on an exited child; never reaches a reused PID.
@@ -367,6 +429,15 @@ class Popen {
     bool was_pipe[3] = {false, false, false};
     OnDestroy on_destroy = OnDestroy::wait;
     Duration kill_grace = std::chrono::seconds(2);  // OnDestroy::terminate's grace
+    std::optional<std::size_t> max_output;          // for communicate()
+    // proc::tee: where each stream's copy goes (invalid: no tee), and the file opened for it.
+    native_handle_type tee[3] = {detail::invalid_handle, detail::invalid_handle,
+                                 detail::invalid_handle};
+    PipeEnd tee_file[3];
+    PipeEnd pty_master;  // a pty's master, kept for resize_terminal
+    // stream_lines() input, kept across a TimeoutExpired.
+    std::string stream_input;
+    std::size_t stream_in_pos = 0;
     // communicate() state, kept across a TimeoutExpired.
     bool communicating = false;
     std::string input;            // the unwritten input, kept across a TimeoutExpired
@@ -381,13 +452,21 @@ class Popen {
   struct Rewrap {
     Impl& s;
     detail::PumpState& st;
+    std::size_t* in_pos;  // where the input position goes (communicate's), or null
     ~Rewrap() {
-      s.in_pos = st.in_pos;
+      if (in_pos) *in_pos = st.in_pos;
       if (st.in != detail::invalid_handle) s.in = PipeEnd(st.in);
       if (st.out != detail::invalid_handle) s.out = PipeEnd(st.out);
       if (st.err != detail::invalid_handle) s.err = PipeEnd(st.err);
     }
   };
+
+  // `inner`, or a TeeSink around it (made in `slot`) when the stream has a tee target.
+  static detail::Sink* tee_or(std::optional<detail::TeeSink>& slot, detail::Sink& inner,
+                              native_handle_type target) {
+    if (target == detail::invalid_handle) return &inner;
+    return &slot.emplace(inner, target);
+  }
 
   static void feed(detail::Sink& sink, std::string_view bytes) {
     while (!bytes.empty()) {
@@ -433,11 +512,12 @@ class Popen {
     st.in = s.in.release();
     st.out = s.out.release();
     st.err = s.err.release();
-    st.out_sink = &s.cap_out;
-    st.err_sink = &s.cap_err;
+    std::optional<detail::TeeSink> tee_out, tee_err;
+    st.out_sink = tee_or(tee_out, s.cap_out, s.tee[1]);
+    st.err_sink = tee_or(tee_err, s.cap_err, s.tee[2]);
     for (auto h : {st.in, st.out, st.err})
       if (h != detail::invalid_handle) detail::grow_pipe(h, 1 << 20);
-    Rewrap rewrap{s, st};
+    Rewrap rewrap{s, st, &s.in_pos};
     return detail::pump(st, deadline);
   }
 
@@ -487,6 +567,8 @@ inline void Popen::start(std::vector<std::string> args, const Options& o, bool f
   detail::validate(args, o, for_run);
   auto s = std::make_unique<Impl>();
   s->on_destroy = o.on_destroy;
+  if (o.kill_grace) s->kill_grace = *o.kill_grace;
+  s->max_output = o.max_output;
 
   detail::SpawnRequest rq;
   if (o.shell) {
@@ -520,6 +602,8 @@ inline void Popen::start(std::vector<std::string> args, const Options& o, bool f
   rq.kill_on_parent_exit = o.kill_on_parent_exit;
   rq.shell = o.shell;
   rq.inherit = std::move(inherit);
+  rq.creation_flags = o.creation_flags;
+  rq.hide_window = o.hide_window;
 
   // The child's ends: opened here (close-on-exec), closed once the child has its copies.
   PipeEnd child_ends[3];
@@ -530,10 +614,47 @@ inline void Popen::start(std::vector<std::string> args, const Options& o, bool f
   // Every failure to start is a SpawnError naming the program: the errno of exec/chdir, or of
   // what had to come first (EMFILE from pipe2, ENOENT opening a redirect file, EAGAIN from
   // fork, ...). SpawnError is a std::system_error, so the code is the same either way.
+  PipeEnd pty_slave;
   try {
     for (int i = 0; i < 3; ++i) {
       const Redirect& r = slots[i];
       switch (r.kind()) {
+        case Redirect::Kind::pty: {
+          if (!s->pty_master.is_open()) {
+            TerminalSize size = o.terminal_size.value_or(TerminalSize{});
+            detail::PtyPair pp = detail::make_pty(size.rows, size.cols);
+            s->pty_master = PipeEnd(pp.master);
+            pty_slave = PipeEnd(pp.slave);
+            rq.ctty = pty_slave.native_handle();
+          }
+          *parent_ends[i] = PipeEnd(detail::duplicate(s->pty_master.native_handle()));
+          rq.stdio[i] = pty_slave.native_handle();
+          s->was_pipe[i] = true;
+          break;
+        }
+        case Redirect::Kind::tee: {
+          switch (r.tee_target()) {
+            case Redirect::Kind::file:
+            case Redirect::Kind::append:
+              s->tee_file[i] = PipeEnd(
+                  detail::open_file(r.path(), true, r.tee_target() == Redirect::Kind::append));
+              s->tee[i] = s->tee_file[i].native_handle();
+              break;
+            case Redirect::Kind::fd:
+              s->tee[i] = r.handle();
+              break;
+            default:
+              s->tee[i] = detail::standard_handle(i);
+              break;
+          }
+          detail::PipePair p = detail::make_pipe();
+          PipeEnd rd(p.read), wr(p.write);
+          *parent_ends[i] = std::move(rd);
+          child_ends[i] = std::move(wr);
+          rq.stdio[i] = child_ends[i].native_handle();
+          s->was_pipe[i] = true;
+          break;
+        }
         case Redirect::Kind::inherit:
           rq.stdio[i] = detail::invalid_handle;
           break;

@@ -21,10 +21,20 @@ struct DevNull {};
 /// Tag (for `err` only): stderr goes wherever stdout goes (Python's `STDOUT`).
 struct ToStdout {};
 
+/// Tag: the slave side of a new pseudo-terminal (see `proc::pty`).
+struct Pty {};
+
 inline constexpr Inherit inherit{};
 inline constexpr Pipe pipe{};
 inline constexpr DevNull devnull{};
 inline constexpr ToStdout to_stdout{};
+/// For `in`, `out` and `err` (any subset): those streams are the slave side of one new
+/// pseudo-terminal, and the child gets a new session with it as its controlling terminal, so
+/// `isatty()` is true there (programs colour and line-buffer their output, prompts work). The
+/// parent's end is the master, as `Popen::in()`/`out()`/`err()` for the streams that asked. The
+/// end of the child reads as the end of the stream. Its size: `Options::terminal_size`,
+/// `Popen::resize_terminal`. Windows: ConPTY where the system has it, else `std::system_error`.
+inline constexpr Pty pty{};
 
 /// One of: `proc::inherit` (default), `proc::pipe`, `proc::devnull`, `proc::to_stdout` (stderr
 /// only), `proc::file(path)`, `proc::append(path)`, `proc::fd(n)` (a borrowed descriptor or
@@ -35,13 +45,14 @@ inline constexpr ToStdout to_stdout{};
 /// has started.
 class Redirect {
  public:
-  enum class Kind { inherit, pipe, devnull, to_stdout, file, append, fd, pipe_end };
+  enum class Kind { inherit, pipe, devnull, to_stdout, file, append, fd, pipe_end, pty, tee };
 
   Redirect() noexcept = default;
   Redirect(Inherit) noexcept {}
   Redirect(Pipe) noexcept : kind_(Kind::pipe) {}
   Redirect(DevNull) noexcept : kind_(Kind::devnull) {}
   Redirect(ToStdout) noexcept : kind_(Kind::to_stdout) {}
+  Redirect(Pty) noexcept : kind_(Kind::pty) {}
   /// A pipe end taken from another `Popen` (`take_out()`, ...), or any `PipeEnd` you own.
   /// Throws `std::logic_error` when the end holds bytes that `readline()`/`lines()` read ahead:
   /// the child would never see them.
@@ -71,9 +82,31 @@ class Redirect {
     r.handle_ = h;
     return r;
   }
+  /// `tee(target)`: captured like `pipe`, and copied to `target` as it arrives.
+  static Redirect make_tee(const Redirect& target) {
+    switch (target.kind()) {
+      case Kind::inherit:
+      case Kind::file:
+      case Kind::append:
+      case Kind::fd:
+        break;
+      default:
+        throw std::invalid_argument(
+            "proc::tee: the copy can go to proc::inherit, proc::file, proc::append or proc::fd "
+            "only");
+    }
+    Redirect r = target;
+    r.tee_of_ = target.kind_;
+    r.kind_ = Kind::tee;
+    return r;
+  }
+  /// For a `tee`: where the copy goes (inherit, file, append or fd; path() and handle() as for
+  /// those kinds).
+  [[nodiscard]] Kind tee_target() const noexcept { return tee_of_; }
 
  private:
   Kind kind_ = Kind::inherit;
+  Kind tee_of_ = Kind::inherit;
   std::filesystem::path path_;
   PipeEnd::native_handle_type handle_ = detail::invalid_handle;
   std::shared_ptr<PipeEnd> end_;
@@ -92,5 +125,12 @@ inline Redirect append(std::filesystem::path path) {
 inline Redirect fd(PipeEnd::native_handle_type handle) noexcept {
   return Redirect::make_fd(handle);
 }
+
+/// For `out` and `err`: captured exactly as `proc::pipe` would be, *and* every chunk written,
+/// as it arrives, to `target`: `proc::inherit` (this process's same stream), `proc::file`,
+/// `proc::append` or `proc::fd`. For the helpers that pump (`run`, `communicate`,
+/// `stream_lines`, `run_all`, `run_pipeline`); a target that blocks holds the pump up, and one
+/// that fails (a closed pipe) stops getting copies while the capture goes on.
+inline Redirect tee(const Redirect& target) { return Redirect::make_tee(target); }
 
 }  // namespace proc

@@ -47,33 +47,69 @@ inline std::optional<Clock::time_point> run_deadline(const Options& o) {
 }
 
 /// The kill grace of a run-style call: SIGTERM first, SIGKILL after it (none: SIGKILL at once).
-inline std::optional<Clock::duration> kill_grace_of(const Options&) { return std::nullopt; }
+inline std::optional<Clock::duration> kill_grace_of(const Options& o) {
+  if (!o.kill_grace) return std::nullopt;
+  return std::chrono::nanoseconds(*o.kill_grace);
+}
 
-/// Hands the parent's end of stream `i` of `p` to the job (`sink` for an output).
-inline void attach_stream(Job& job, Popen& p, int i, Sink* sink) {
+/// Where one captured stream of a run-style call goes: the buffer, behind a TeeSink when the
+/// stream is a proc::tee.
+struct Capture {
+  CaptureBuffer buf;
+  std::optional<TeeSink> tee;
+  Sink* sink(native_handle tee_target) {
+    if (tee_target == invalid_handle) return &buf;
+    return &tee.emplace(buf, tee_target);
+  }
+};
+
+/// Hands the parent's end of stream `i` of `p` to the job (into `capture` for an output, with
+/// `limit` as its cap).
+inline void attach_stream(Job& job, Popen& p, int i, Capture* capture,
+                          std::optional<std::size_t> limit = std::nullopt) {
   PipeEnd end = PopenAccess::take(p, i);
   if (!end.is_open()) return;
   grow_pipe(end.native_handle(), 1 << 20);  // fewer wake-ups for bulk data
   native_handle h = end.release();
-  if (i == 0) job.io.in = h;
+  if (i == 0) {
+    job.io.in = h;
+    return;
+  }
+  capture->buf.set_limit(limit);
+  Sink* sink = capture->sink(PopenAccess::tee_target(p, i));
   if (i == 1) job.io.out = h, job.io.out_sink = sink;
   if (i == 2) job.io.err = h, job.io.err_sink = sink;
 }
 
+/// The exception for a job that ended with `error`: OutputLimitExceeded (with the output kept)
+/// for a capture over its cap, else the error itself.
+inline std::exception_ptr job_error(std::exception_ptr error, const std::vector<std::string>& args,
+                                    std::optional<std::size_t> limit, Capture& out, Capture& err) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const OutputLimitReached&) {
+    return std::make_exception_ptr(
+        OutputLimitExceeded(args, limit.value_or(0), out.buf.take(), err.buf.take()));
+  } catch (...) {
+    return std::current_exception();
+  }
+}
+
 inline CompletedProcess run_impl(std::vector<std::string> args, const Options& options) {
   Popen p(RunTag{}, args, options);
-  CaptureBuffer out, err;
-  Job job({&p}, run_deadline(options), std::nullopt);
+  Capture out, err;
+  Job job({&p}, run_deadline(options), kill_grace_of(options));
   if (options.input) job.io.input = *options.input;
   attach_stream(job, p, 0, nullptr);
-  attach_stream(job, p, 1, &out);
-  attach_stream(job, p, 2, &err);
+  attach_stream(job, p, 1, &out, options.max_output);
+  attach_stream(job, p, 2, &err, options.max_output);
   Job* jobs[1] = {&job};
   run_jobs(jobs);
-  if (job.error()) std::rethrow_exception(job.error());
+  if (job.error())
+    std::rethrow_exception(job_error(job.error(), args, options.max_output, out, err));
   if (job.timed_out())
-    throw TimeoutExpired(std::move(args), options.timeout->value, out.take(), err.take());
-  CompletedProcess done{std::move(args), *p.returncode(), out.take(), err.take(),
+    throw TimeoutExpired(std::move(args), options.timeout->value, out.buf.take(), err.buf.take());
+  CompletedProcess done{std::move(args), *p.returncode(), out.buf.take(), err.buf.take(),
                         p.resource_usage().value_or(ResourceUsage{})};
   if (options.check) done.check_returncode();
   return done;

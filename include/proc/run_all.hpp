@@ -53,7 +53,8 @@ namespace detail {
 struct RunAllJob {
   std::size_t index = 0;
   std::optional<Popen> popen;
-  CaptureBuffer out, err;
+  Capture out, err;
+  std::optional<std::size_t> max_output;
   std::unique_ptr<Job> job;
   std::optional<Duration> timeout;
   bool check = false;
@@ -102,26 +103,36 @@ inline std::vector<JobResult> run_all(std::vector<Command> commands, RunAllOptio
     }
     a->timeout = o.timeout;
     a->check = o.check;
+    a->max_output = o.max_output;
     a->job = std::make_unique<detail::Job>(std::vector<Popen*>{&*a->popen}, detail::run_deadline(o),
                                            detail::kill_grace_of(o));
     if (o.input) a->job->io.input = *o.input;
     detail::attach_stream(*a->job, *a->popen, 0, nullptr);
-    detail::attach_stream(*a->job, *a->popen, 1, &a->out);
-    detail::attach_stream(*a->job, *a->popen, 2, &a->err);
+    detail::attach_stream(*a->job, *a->popen, 1, &a->out, o.max_output);
+    detail::attach_stream(*a->job, *a->popen, 2, &a->err, o.max_output);
     active.push_back(std::move(a));
   };
 
   auto finish = [&](detail::RunAllJob& a) {
     JobResult& r = results[a.index];
     Popen& p = *a.popen;
-    r.process.out = a.out.take();
-    r.process.err = a.err.take();
     if (auto rc = p.returncode()) {
       r.process.returncode = *rc;
       r.process.usage = p.resource_usage().value_or(ResourceUsage{});
     }
     if (a.job->error()) {
-      r.error = a.job->error();
+      r.error = detail::job_error(a.job->error(), r.process.args, a.max_output, a.out, a.err);
+    }
+    r.process.out = a.out.buf.take();  // (what job_error did not take already)
+    r.process.err = a.err.buf.take();
+    if (r.error) {
+      try {
+        std::rethrow_exception(r.error);
+      } catch (const OutputLimitExceeded& e) {
+        r.process.out = e.out;
+        r.process.err = e.err;
+      } catch (...) {
+      }
     } else if (a.job->timed_out()) {
       r.error = std::make_exception_ptr(
           TimeoutExpired(r.process.args, a.timeout->value, r.process.out, r.process.err));

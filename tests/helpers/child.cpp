@@ -45,6 +45,11 @@
 //   trap-term                  ignore SIGTERM via a handler, then print "trapped"
 //   check-stdio                print whether fds 0, 1 and 2 are open
 //   touch PATH                 create or truncate the file PATH
+//   isatty                     print "in=0|1 out=0|1 err=0|1" (whether each is a terminal)
+//   winsize                    print the terminal size of stdout as "ROWSxCOLS" (POSIX)
+//   prompt TEXT                write TEXT (no newline), read one line, print "got:LINE"
+//   term-cleanup TEXT          on SIGTERM: write TEXT to stdout and exit 0 (POSIX; Windows:
+//                              Ctrl+Break does the same)
 //   burn MS                    use MS milliseconds of CPU time (a busy loop)
 //   alloc MIB                  allocate and touch MIB MiB (peak resident set >= MIB MiB)
 //   concur DIR MS              create DIR/<pid>, print how many files DIR holds, sleep MS, remove
@@ -87,6 +92,7 @@
 #  include <dirent.h>
 #  include <fcntl.h>
 #  include <signal.h>
+#  include <sys/ioctl.h>
 #  include <sys/stat.h>
 #  include <sys/types.h>
 #  include <time.h>
@@ -95,6 +101,11 @@ extern char** environ;
 #endif
 
 namespace {
+
+std::string& on_term_text() {
+  static std::string t;
+  return t;
+}
 
 unsigned long current_pid() {
 #ifdef _WIN32
@@ -784,6 +795,49 @@ void run(ArgCursor& args) {
       grandchild(args.next_uint(op));
     } else if (op == "touch") {
       touch(args.next(op));
+    } else if (op == "isatty") {
+#ifdef _WIN32
+      auto tty = [](int fd) { return _isatty(fd) ? "1" : "0"; };
+#else
+      auto tty = [](int fd) { return ::isatty(fd) ? "1" : "0"; };
+#endif
+      put(Stream::out, std::string("in=") + tty(0) + " out=" + tty(1) + " err=" + tty(2) + "\n");
+    } else if (op == "winsize") {
+#ifdef _WIN32
+      put(Stream::out, "n/a\n");
+#else
+      winsize ws{};
+      if (ioctl(1, TIOCGWINSZ, &ws) != 0) die(97, "TIOCGWINSZ");
+      put(Stream::out, std::to_string(ws.ws_row) + "x" + std::to_string(ws.ws_col) + "\n");
+#endif
+    } else if (op == "prompt") {
+      put(Stream::out, args.next(op));
+      std::string line;
+      char c;
+      while (read_in(&c, 1) == 1 && c != '\n') line += c;
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      put(Stream::out, "got:" + line + "\n");
+    } else if (op == "term-cleanup") {
+      on_term_text() = args.next(op);
+#ifdef _WIN32
+      SetConsoleCtrlHandler(
+          [](DWORD type) -> BOOL {
+            if (type != CTRL_BREAK_EVENT && type != CTRL_C_EVENT) return FALSE;
+            put(Stream::out, on_term_text());
+            ExitProcess(0);
+          },
+          TRUE);
+#else
+      struct sigaction sa {};
+      sa.sa_handler = [](int) {
+        const std::string& t = on_term_text();
+        ssize_t ignored = ::write(1, t.data(), t.size());
+        (void)ignored;
+        _exit(0);
+      };
+      sigemptyset(&sa.sa_mask);
+      sigaction(SIGTERM, &sa, nullptr);
+#endif
     } else if (op == "burn") {
       // CPU time, not wall time: loop until the process has used MS ms of it.
       const std::clock_t until =

@@ -6,20 +6,47 @@
 #include <cstddef>
 #include <cstring>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 
 #include "proc/detail/buffer.hpp"
+#include "proc/detail/platform.hpp"
 #include "proc/detail/sink.hpp"
 
 namespace proc::detail {
 
+/// Thrown by a capture that reached Options::max_output (turned into OutputLimitExceeded by the
+/// helper that ran the child).
+struct OutputLimitReached {};
+
 /// Captured output (see ByteStore: read straight into storage that becomes the result string).
+/// With a limit, it keeps at most `limit` bytes: the first byte past it throws
+/// OutputLimitReached once, and later bytes (a draining pump) are dropped.
 class CaptureBuffer final : public Sink {
  public:
-  char* prepare(std::size_t& room) override { return store_.prepare(std::size_t{64} << 10, room); }
-  void commit(std::size_t n) override { store_.commit(n); }
+  void set_limit(std::optional<std::size_t> limit) noexcept { limit_ = limit; }
+  [[nodiscard]] bool exceeded() const noexcept { return exceeded_; }
+
+  char* prepare(std::size_t& room) override {
+    char* p = store_.prepare(std::size_t{64} << 10, room);
+    if (limit_) {
+      if (exceeded_) return scratch(room);
+      room = std::min(room, *limit_ - store_.size() + 1);  // one byte past the limit tells
+    }
+    return p;
+  }
+  void commit(std::size_t n) override {
+    if (exceeded_) return;
+    if (limit_ && store_.size() + n > *limit_) {
+      store_.commit(*limit_ - store_.size());
+      exceeded_ = true;
+      throw OutputLimitReached{};
+    }
+    store_.commit(n);
+  }
 
   void append(std::string_view s) { store_.append(s); }
   [[nodiscard]] std::size_t size() const noexcept { return store_.size(); }
@@ -29,7 +56,39 @@ class CaptureBuffer final : public Sink {
   std::string take() { return store_.take(); }
 
  private:
+  char* scratch(std::size_t& room) {
+    if (!drop_) drop_.reset(new char[4096]);
+    room = 4096;
+    return drop_.get();
+  }
   ByteStore store_;
+  std::optional<std::size_t> limit_;
+  bool exceeded_ = false;
+  std::unique_ptr<char[]> drop_;  // where bytes past the limit go
+};
+
+/// A sink that copies every chunk to a handle (proc::tee's target) before its own sink gets it.
+/// A target that fails (a closed pipe) stops getting copies; the capture goes on.
+class TeeSink final : public Sink {
+ public:
+  TeeSink(Sink& inner, native_handle target) : inner_(inner), target_(target) {}
+  char* prepare(std::size_t& room) override { return last_ = inner_.prepare(room); }
+  void commit(std::size_t n) override {
+    if (n && !broken_) {
+      try {
+        write_all(target_, last_, n);
+      } catch (...) {
+        broken_ = true;
+      }
+    }
+    inner_.commit(n);
+  }
+
+ private:
+  Sink& inner_;
+  native_handle target_;
+  char* last_ = nullptr;
+  bool broken_ = false;
 };
 
 /// Longest line `stream_lines` delivers whole; a longer one arrives in pieces of this size.

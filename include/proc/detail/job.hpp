@@ -49,8 +49,8 @@ struct PopenAccess {
     p.impl_->out.close();
     p.impl_->err.close();
   }
-  /// The grace of OnDestroy::terminate.
-  static void set_kill_grace(Popen& p, Duration grace) { p.impl().kill_grace = grace; }
+  /// Where a proc::tee sends the copy of stream `i` (invalid_handle: no tee).
+  static native_handle tee_target(Popen& p, int i) { return p.impl().tee[i]; }
   /// Hands the child to the reaper now (it is collected when it exits); `p` is moved-from after.
   static void detach(Popen& p) noexcept {
     if (!p.impl_) return;
@@ -216,7 +216,7 @@ class Job {
     close_handle(io.in);
     io.in = invalid_handle;
     if (kill_grace_) {
-      for (Child& c : children_) signal(c, sig_term);
+      for (Child& c : children_) request_stop(c);
       phase_ = Phase::terminating;
       phase_deadline_ = saturating_add(Clock::now(), *kill_grace_);
     } else {
@@ -231,6 +231,15 @@ class Job {
     }
     phase_ = Phase::draining;
     phase_deadline_ = Clock::now() + timeout_drain_grace;
+  }
+
+  static void request_stop(Child& c) {
+    if (c.reaped || c.gone) return;
+    try {
+      PopenAccess::process(*c.p).request_stop();
+    } catch (...) {
+      c.unkillable = true;
+    }
   }
 
   static void signal(Child& c, int sig) {

@@ -42,6 +42,12 @@ struct BasicSpawnRequest {
   // More handles the child gets, at the same values (proc::mp passes its channels this way).
   // POSIX: as pass_fds. Windows: made inheritable for the spawn and put in the handle list.
   std::vector<Handle> inherit;
+  // POSIX: the pseudo-terminal slave that becomes the child's controlling terminal (in its new
+  // session); unset: none.
+  std::optional<Handle> ctty;
+  // Windows: more CreateProcessW flags, and a hidden window.
+  std::uint32_t creation_flags = 0;
+  bool hide_window = false;
 };
 
 }  // namespace proc::detail

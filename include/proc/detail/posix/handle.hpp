@@ -13,7 +13,10 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "proc/config.hpp"
@@ -86,6 +89,12 @@ inline native_handle dup_above_stdio(native_handle h) {
   return r;
 }
 
+/// A close-on-exec duplicate of `h` (numbered 3 or above).
+inline native_handle duplicate(native_handle h) { return dup_above_stdio(h); }
+
+/// This process's own stdin (0), stdout (1) or stderr (2).
+inline native_handle standard_handle(int i) noexcept { return i; }
+
 /// Moves `h` to a descriptor numbered 3 or above when it is 0, 1 or 2 (the parent had closed
 /// its standard descriptors, so a new one took the low number). Closes the original.
 inline native_handle lift_above_stdio(native_handle h) {
@@ -140,11 +149,56 @@ inline void grow_pipe(native_handle h, int bytes) noexcept {
 #endif
 }
 
-/// Reads at most `n` bytes; returns 0 at end of stream. Throws `std::system_error`.
+/// Reads at most `n` bytes; returns 0 at end of stream. Throws `std::system_error`. The master
+/// of a pseudo-terminal whose other side has closed (the child is gone) reads EIO: that is its
+/// end of stream, not an error.
 inline std::size_t read_some(native_handle h, char* buf, std::size_t n) {
   ssize_t r = PROC_SYS(read, ::read(h, buf, io_limit(n)));
-  if (r < 0) throw_errno(errno, "proc: read");
+  if (r < 0) {
+    int e = errno;  // isatty() would overwrite it
+    if (e == EIO && ::isatty(h)) return 0;
+    throw_errno(e, "proc: read");
+  }
   return static_cast<std::size_t>(r);
+}
+
+/// A new pseudo-terminal: the master (the parent's end) and the slave (the child's), both
+/// close-on-exec, the slave not made our own controlling terminal. Its size is set.
+struct PtyPair {
+  native_handle master = invalid_handle;
+  native_handle slave = invalid_handle;
+};
+
+inline void resize_pty(native_handle master, unsigned short rows, unsigned short cols) {
+  winsize ws{};
+  ws.ws_row = rows;
+  ws.ws_col = cols;
+  if (::ioctl(master, TIOCSWINSZ, &ws) < 0) throw_errno(errno, "proc: ioctl(TIOCSWINSZ)");
+}
+
+inline PtyPair make_pty(unsigned short rows, unsigned short cols) {
+  PtyPair p;
+  p.master = PROC_SYS(open, ::open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC));
+  if (p.master < 0) throw_errno(errno, "proc: cannot open a pseudo-terminal (/dev/ptmx)");
+  try {
+    if (::grantpt(p.master) < 0 || ::unlockpt(p.master) < 0)
+      throw_errno(errno, "proc: grantpt/unlockpt");
+#if defined(TIOCGPTPEER)
+    p.slave = ::ioctl(p.master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);  // no name race
+#endif
+    if (p.slave < 0) {
+      char name[128];
+      if (::ptsname_r(p.master, name, sizeof name) != 0) throw_errno(errno, "proc: ptsname_r");
+      p.slave = PROC_SYS(open, ::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
+      if (p.slave < 0) throw_errno(errno, std::string("proc: cannot open ") + name);
+    }
+    resize_pty(p.master, rows, cols);
+  } catch (...) {
+    close_handle(p.master);
+    close_handle(p.slave);
+    throw;
+  }
+  return p;
 }
 
 /// While alive, SIGPIPE is blocked in this thread; on destruction a SIGPIPE that arrived while

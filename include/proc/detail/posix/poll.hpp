@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <climits>
 #include <optional>
@@ -34,6 +35,17 @@ inline int poll_until(pollfd* fds, nfds_t n,
     ms = static_cast<int>(std::min<long long>((left.count() + 999999) / 1000000, INT_MAX));
   return ::poll(fds, n, ms);
 #endif
+}
+
+/// Waits until `h` is readable (data, or its end) or `deadline` passes; false on timeout.
+inline bool wait_readable_until(int h, std::chrono::steady_clock::time_point deadline) {
+  pollfd p{h, POLLIN, 0};
+  for (;;) {
+    int r = poll_until(&p, 1, deadline);
+    if (r > 0) return true;
+    if (r == 0) return false;
+    if (errno != EINTR) return true;  // let the read report the error
+  }
 }
 
 }  // namespace proc::detail

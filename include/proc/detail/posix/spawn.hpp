@@ -26,6 +26,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -259,6 +260,7 @@ struct ChildArgs {
   const int* survivors;  // sorted: pass_fds and the report pipe, which close_fds spares
   std::size_t nsurvivors;
   bool new_session;
+  int ctty;  // after setsid, this pty slave becomes the controlling terminal (-1: none)
   bool set_pgroup;
   pid_t pgroup;
   bool restore_signals;
@@ -388,6 +390,7 @@ inline int child_main(void* arg) noexcept {
   }
 
   if (a.new_session && ::setsid() < 0) child_fail(a, ChildStage::setup, errno);
+  if (a.ctty >= 0 && ::ioctl(a.ctty, TIOCSCTTY, 0) < 0) child_fail(a, ChildStage::setup, errno);
   if (a.set_pgroup && ::setpgid(0, a.pgroup) < 0) child_fail(a, ChildStage::setup, errno);
 
 #if defined(PROC_LINUX)
@@ -451,7 +454,8 @@ inline int child_main(void* arg) noexcept {
 // The three paths.
 
 inline bool leads_group(const SpawnRequest& rq) {
-  return rq.start_new_session || (rq.process_group && *rq.process_group == 0);
+  return rq.start_new_session || rq.ctty.has_value() ||
+         (rq.process_group && *rq.process_group == 0);
 }
 
 #if defined(PROC_LINUX)
@@ -460,8 +464,8 @@ inline bool fast_clone_available() noexcept;
 
 inline SpawnPath choose_path(const SpawnRequest& rq) {
   if (rq.pre_exec && *rq.pre_exec) return SpawnPath::fork;
-  bool needs_child_code =
-      rq.umask || rq.user || rq.group || rq.extra_groups || rq.kill_on_parent_exit;
+  bool needs_child_code = rq.umask || rq.user || rq.group || rq.extra_groups ||
+                          rq.kill_on_parent_exit || rq.ctty.has_value();
 #if !defined(PROC_HAVE_ADDCLOSEFROM) && !defined(PROC_APPLE)
   needs_child_code = needs_child_code || rq.close_fds;
 #endif
@@ -511,6 +515,13 @@ struct SpawnResult {
 /// The category of SpawnError codes: errno values.
 inline const std::error_category& spawn_error_category() noexcept {
   return std::generic_category();
+}
+
+/// Windows-only options are refused here, as POSIX-only ones are on Windows.
+inline void check_windows_only_options(std::uint32_t creation_flags, bool hide_window) {
+  if (creation_flags != 0)
+    throw std::invalid_argument("proc: creation_flags is a Windows option (CreateProcessW)");
+  if (hide_window) throw std::invalid_argument("proc: hide_window is a Windows option");
 }
 
 /// Rejects options this platform cannot honour. On POSIX all exist; pass_fds must be open.
@@ -791,7 +802,8 @@ inline SpawnResult spawn_at(const SpawnRequest& rq, SpawnPath how, const std::st
   a.nkeep = keep.size();
   a.survivors = survivors.data();
   a.nsurvivors = survivors.size();
-  a.new_session = rq.start_new_session;
+  a.new_session = rq.start_new_session || rq.ctty.has_value();
+  a.ctty = rq.ctty.value_or(-1);
   a.set_pgroup = rq.process_group.has_value();
   a.pgroup = rq.process_group.value_or(0);
   a.restore_signals = rq.restore_signals;

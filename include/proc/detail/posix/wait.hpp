@@ -206,6 +206,9 @@ class Process {
     if (PROC_SYS(kill, ::kill(pid_, sig)) < 0 && errno != ESRCH) throw_errno(errno, "proc: kill");
   }
 
+  /// The first step of a graceful stop (kill_grace): SIGTERM to the group (see signal_group).
+  void request_stop() { signal_group(SIGTERM); }
+
   /// Sends `sig` to the child's whole process group when it leads one (else to the child).
   void signal_group(int sig) {
     if (!group_leader_) return send_signal(sig);

@@ -19,6 +19,8 @@
 //   joins one before closing, and write_all waits for one first, so bytes never overtake each
 //   other and no thread ever writes to a closed (or reused) handle value.
 
+#include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -152,8 +154,40 @@ inline native_handle open_devnull(bool for_write) {
   return h;
 }
 
+/// A duplicate of `h`, not inheritable.
+inline native_handle duplicate(native_handle h) {
+  HANDLE out = nullptr;
+  if (!::DuplicateHandle(::GetCurrentProcess(), h, ::GetCurrentProcess(), &out, 0, FALSE,
+                         DUPLICATE_SAME_ACCESS))
+    throw_last_error("proc: DuplicateHandle");
+  return out;
+}
+
+/// This process's own stdin (0), stdout (1) or stderr (2) (not to be closed).
+inline native_handle standard_handle(int i) noexcept {
+  const DWORD ids[3] = {STD_INPUT_HANDLE, STD_OUTPUT_HANDLE, STD_ERROR_HANDLE};
+  HANDLE h = ::GetStdHandle(ids[i]);
+  return h == INVALID_HANDLE_VALUE ? nullptr : h;
+}
+
 /// Pipe buffers are sized at creation on Windows: nothing to grow.
 inline void grow_pipe(native_handle /*h*/, int /*bytes*/) noexcept {}
+
+/// A pseudo-console (ConPTY) for `proc::pty`: not built yet on Windows (see docs/windows.md).
+struct PtyPair {
+  native_handle master = invalid_handle;
+  native_handle slave = invalid_handle;
+};
+inline PtyPair make_pty(unsigned short, unsigned short) {
+  throw std::system_error(std::make_error_code(std::errc::function_not_supported),
+                          "proc: proc::pty needs ConPTY (CreatePseudoConsole), which proc does "
+                          "not use on Windows yet");
+}
+inline void resize_pty(native_handle, unsigned short, unsigned short) {
+  throw std::system_error(std::make_error_code(std::errc::function_not_supported),
+                          "proc: resize_terminal needs ConPTY, which proc does not use on "
+                          "Windows yet");
+}
 
 /// Whether a failed ReadFile's error means end of stream.
 inline bool is_end_of_stream(DWORD e) noexcept {
@@ -172,6 +206,23 @@ inline std::size_t read_once(native_handle h, char* buf, std::size_t n, DWORD& e
   DWORD want = n > 0x7fffffff ? 0x7fffffffu : static_cast<DWORD>(n);
   error = ::ReadFile(h, buf, want, &got, nullptr) ? 0 : ::GetLastError();
   return got;
+}
+
+/// Waits until the pipe `h` has bytes to read (or has ended) or `deadline` passes; false on
+/// timeout. Anonymous pipes cannot be waited on: this looks with PeekNamedPipe in growing steps
+/// (50 us to 10 ms). A handle that is not a pipe counts as readable.
+inline bool wait_readable_until(native_handle h, std::chrono::steady_clock::time_point deadline) {
+  auto step = std::chrono::microseconds(50);
+  for (;;) {
+    DWORD avail = 0;
+    if (!::PeekNamedPipe(h, nullptr, 0, nullptr, &avail, nullptr) || avail > 0) return true;
+    auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return false;
+    auto nap = std::min<std::chrono::steady_clock::duration>(step, deadline - now);
+    ::Sleep(static_cast<DWORD>(
+        std::max<long long>(1, std::chrono::ceil<std::chrono::milliseconds>(nap).count())));
+    step = std::min(step * 2, std::chrono::microseconds(10000));
+  }
 }
 
 /// Reads at most `n` bytes; returns 0 at end of stream. Throws `std::system_error`.

@@ -2,11 +2,12 @@
 // Starting a child on Windows.
 //
 // Calls: CreateProcessW (CREATE_SUSPENDED, CREATE_UNICODE_ENVIRONMENT,
-// EXTENDED_STARTUPINFO_PRESENT, CREATE_NEW_PROCESS_GROUP), InitializeProcThreadAttributeList,
+// EXTENDED_STARTUPINFO_PRESENT, CREATE_NEW_PROCESS_GROUP, the caller's creation_flags;
+// STARTF_USESHOWWINDOW + SW_HIDE for hide_window), InitializeProcThreadAttributeList,
 // UpdateProcThreadAttribute (PROC_THREAD_ATTRIBUTE_HANDLE_LIST), DeleteProcThreadAttributeList,
-// DuplicateHandle, GetStdHandle, CreateJobObjectW, SetInformationJobObject,
-// AssignProcessToJobObject, ResumeThread, TerminateProcess, GetFileAttributesW,
-// GetSystemDirectoryW, GetWindowsDirectoryW, GetFileType.
+// DuplicateHandle, GetStdHandle, GetHandleInformation, SetHandleInformation, CreateJobObjectW,
+// SetInformationJobObject, AssignProcessToJobObject, ResumeThread, TerminateProcess,
+// GetFileAttributesW, GetSystemDirectoryW, GetWindowsDirectoryW, GetFileType.
 //
 // Invariants:
 // - Only the child's three standard handles are inherited: they are inheritable *duplicates*
@@ -14,6 +15,10 @@
 //   right after CreateProcessW. Duplicating, spawning and closing happen under one process-wide
 //   lock, so no other spawn of ours can see another's duplicates even where the attribute list
 //   is not honoured (close_fds = false, or an old Windows) — the same lock Rust's std uses.
+// - The handles of SpawnRequest::inherit (proc::mp's channels) reach the child at their own
+//   values, which it was told in advance, so they cannot be duplicates: each is made inheritable
+//   (SetHandleInformation) under that same lock, named in the handle list, and given back its
+//   previous flag right after CreateProcessW, whether it succeeded or not.
 // - Arguments, environment, cwd and program path are UTF-8 in the API and UTF-16 here.
 // - The program is found in the parent, through the *child's* PATH (after env/env_update) and
 //   PATHEXT, so a missing program is ERROR_FILE_NOT_FOUND whose message lists what was searched.
@@ -36,6 +41,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "proc/detail/spawn_request.hpp"
@@ -64,6 +70,7 @@ struct SpawnResult {
   DWORD pid = 0;
   SpawnPath path = SpawnPath::create_process;
   bool group_leader = false;   // started with CREATE_NEW_PROCESS_GROUP
+  bool own_console = false;    // CREATE_NEW_CONSOLE, DETACHED_PROCESS or CREATE_NO_WINDOW
   bool kill_on_close = false;  // its job kills the tree when the last job handle closes
   UniqueHandle process;
   UniqueHandle job;  // null only when the job could not be made and nothing required it
@@ -101,6 +108,9 @@ inline std::vector<std::string> shell_argv(const std::string& command) {
 /// Rejects options Windows cannot honour, naming each (never silently ignored).
 /// start_new_session and process_group = 0 are CREATE_NEW_PROCESS_GROUP; process_group = n > 0
 /// (joining another group) is rejected by spawn(), which sees the number.
+/// Windows-only options exist here; their values are CreateProcessW's business.
+inline void check_windows_only_options(std::uint32_t, bool) {}
+
 inline void check_platform_options(const std::vector<int>& pass_fds, bool umask, bool user,
                                    bool group, bool extra_groups, bool pre_exec,
                                    bool /*new_session*/, bool /*process_group*/) {
@@ -295,6 +305,40 @@ class HandleListAttribute {
   bool initialized_ = false;
 };
 
+/// Makes the handles of SpawnRequest::inherit inheritable for one CreateProcessW, and gives each
+/// its previous flag back when destroyed (after CreateProcessW, whether it worked or not). Used
+/// under spawn_mutex(), so no other spawn of ours sees them inheritable.
+class InheritForSpawn {
+ public:
+  InheritForSpawn(const SpawnRequest& rq, std::vector<HANDLE>& list) {
+    for (HANDLE h : rq.inherit) {
+      if (std::find(list.begin(), list.end(), h) != list.end()) continue;  // listed once
+      DWORD flags = 0;
+      if (!::GetHandleInformation(h, &flags) ||
+          !::SetHandleInformation(h, HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT)) {
+        DWORD e = ::GetLastError();
+        restore();  // a constructor that throws has no destructor run
+        throw SpawnFailure{
+            static_cast<int>(e), rq.program,
+            "proc: cannot run '" + rq.program + "': cannot pass on handle " + handle_to_string(h)};
+      }
+      saved_.push_back({h, flags & HANDLE_FLAG_INHERIT});
+      list.push_back(h);
+    }
+  }
+  InheritForSpawn(const InheritForSpawn&) = delete;
+  InheritForSpawn& operator=(const InheritForSpawn&) = delete;
+  ~InheritForSpawn() { restore(); }
+
+ private:
+  void restore() noexcept {
+    for (const auto& [h, flag] : saved_) ::SetHandleInformation(h, HANDLE_FLAG_INHERIT, flag);
+    saved_.clear();
+  }
+
+  std::vector<std::pair<HANDLE, DWORD>> saved_;
+};
+
 /// Terminates a created child unless dismissed (setup after CreateProcessW failed).
 struct KillUnlessDismissed {
   HANDLE process;
@@ -380,8 +424,10 @@ inline SpawnResult spawn(const SpawnRequest& rq) {
                            std::to_string(max_command_line) + " with the terminating NUL"};
 
   const bool group = rq.start_new_session || rq.process_group.has_value();
+  // The caller's creation_flags are OR-ed in; proc's own (suspended start, Unicode environment,
+  // the extended startup information of the handle list) cannot be taken away.
   DWORD flags = CREATE_UNICODE_ENVIRONMENT | EXTENDED_STARTUPINFO_PRESENT | CREATE_SUSPENDED |
-                (group ? CREATE_NEW_PROCESS_GROUP : 0);
+                (group ? CREATE_NEW_PROCESS_GROUP : 0) | static_cast<DWORD>(rq.creation_flags);
   PROCESS_INFORMATION pi{};
   {
     std::lock_guard lock(spawn_mutex());
@@ -411,6 +457,7 @@ inline SpawnResult spawn(const SpawnRequest& rq) {
       else
         inherited.push_back(dup);
     }
+    InheritForSpawn passed(rq, inherited);  // flags restored before the lock is released
     std::optional<HandleListAttribute> attribute;
     if (rq.close_fds && !inherited.empty()) attribute.emplace(inherited);
     // Console pseudo handles (Windows 7) cannot be listed; when they are all the child gets,
@@ -420,6 +467,10 @@ inline SpawnResult spawn(const SpawnRequest& rq) {
     STARTUPINFOEXW si{};
     si.StartupInfo.cb = sizeof si;
     si.StartupInfo.dwFlags = STARTF_USESTDHANDLES;
+    if (rq.hide_window) {
+      si.StartupInfo.dwFlags |= STARTF_USESHOWWINDOW;
+      si.StartupInfo.wShowWindow = SW_HIDE;
+    }
     si.StartupInfo.hStdInput = child_std[0];
     si.StartupInfo.hStdOutput = child_std[1];
     si.StartupInfo.hStdError = child_std[2];
@@ -438,6 +489,7 @@ inline SpawnResult spawn(const SpawnRequest& rq) {
   SpawnResult r;
   r.pid = pi.dwProcessId;
   r.group_leader = group;
+  r.own_console = (flags & (CREATE_NEW_CONSOLE | DETACHED_PROCESS | CREATE_NO_WINDOW)) != 0;
   r.kill_on_close = rq.kill_on_parent_exit;
   r.process.reset(pi.hProcess);
   UniqueHandle thread(pi.hThread);

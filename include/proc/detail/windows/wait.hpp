@@ -2,6 +2,7 @@
 // Waiting for and ending a child on Windows.
 //
 // Calls: WaitForSingleObject, GetExitCodeProcess, TerminateProcess, TerminateJobObject,
+// GenerateConsoleCtrlEvent (CTRL_BREAK_EVENT, the graceful stop of kill_grace),
 // QueryInformationJobObject (JobObjectBasicAccountingInformation), CloseHandle.
 //
 // Invariants:
@@ -159,6 +160,7 @@ class Process {
   explicit Process(SpawnResult&& started)
       : pid_(started.pid),
         group_leader_(started.group_leader),
+        own_console_(started.own_console),
         kill_on_close_(started.kill_on_close),
         process_(std::move(started.process)),
         job_(std::move(started.job)) {}
@@ -225,6 +227,16 @@ class Process {
     }
   }
 
+  /// The first step of a graceful stop (kill_grace): CTRL_BREAK_EVENT to a child that leads its
+  /// own console process group and shares our console — a request it can handle; for any other
+  /// child, or when the event cannot be delivered, the job ends at once.
+  void request_stop() {
+    if (group_leader_ && !own_console_ && !has_exited() &&
+        ::GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT, pid_))
+      return;
+    signal_group(sig_kill);
+  }
+
   /// Ends the child's job — the child and all its descendants — for SIGTERM/SIGKILL; without a
   /// job (it could not be made), the child alone.
   void signal_group(int sig) {
@@ -278,6 +290,7 @@ class Process {
 
   DWORD pid_;
   bool group_leader_;
+  bool own_console_;
   bool kill_on_close_;
   UniqueHandle process_;
   UniqueHandle job_;

@@ -1,0 +1,34 @@
+#pragma once
+/// \file
+/// `proc::Duration`: how long, for timeouts, graces and deadlines.
+
+#include <chrono>
+
+namespace proc {
+
+/// A span of time; converts implicitly from any `std::chrono::duration` (`200ms`, `1.5s`),
+/// rounding up to whole nanoseconds. A span too long for that (over ~292 years, e.g.
+/// `std::chrono::hours::max()`) becomes `std::chrono::nanoseconds::max()`: no limit in effect.
+struct Duration {
+  std::chrono::nanoseconds value{};
+
+  constexpr Duration() = default;
+  template <class Rep, class Period>
+  constexpr Duration(std::chrono::duration<Rep, Period> d)  // NOLINT: implicit by design
+      : value(saturated(d)) {}
+
+  constexpr operator std::chrono::nanoseconds() const { return value; }  // NOLINT
+
+ private:
+  template <class Rep, class Period>
+  static constexpr std::chrono::nanoseconds saturated(std::chrono::duration<Rep, Period> d) {
+    using std::chrono::nanoseconds;
+    // Compared in floating point: converting first would overflow (undefined behaviour).
+    constexpr std::chrono::duration<double> top = nanoseconds::max();
+    if (std::chrono::duration<double>(d) >= top) return nanoseconds::max();
+    if (std::chrono::duration<double>(d) <= -top) return nanoseconds::min();
+    return std::chrono::ceil<nanoseconds>(d);
+  }
+};
+
+}  // namespace proc
