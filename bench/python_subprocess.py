@@ -151,6 +151,19 @@ def wait_latency(child, samples):
          "us", "raw pidfd poll+waitid")
 
 
+def run_many(noop, rounds, n):
+    """Python's answer to run_all: a ThreadPoolExecutor of 2 running subprocess.run."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def it():
+        with ThreadPoolExecutor(max_workers=2) as ex:
+            codes = list(ex.map(lambda _: subprocess.run([noop]).returncode, range(n)))
+        assert codes == [0] * n
+
+    emit("run_all of many no-op children", "python ThreadPoolExecutor(2) + run",
+         timed(it, rounds) / n * 1e6, "us/child", "sequential raw posix_spawn+waitpid / 2")
+
+
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--capture-one":
         capture_one(sys.argv[2], int(sys.argv[3]))
@@ -167,6 +180,7 @@ def main():
     communicate(1 if quick else 3, 64 if quick else 1024)
     pipeline(1 if quick else 5, 1000000 if quick else 10000000)
     wait_latency(child, 5 if quick else 20)
+    run_many(noop, 2 if quick else 5, 200 if quick else 1000)
 
 
 if __name__ == "__main__":

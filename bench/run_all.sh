@@ -38,7 +38,11 @@ if ((quick)); then
   run wait_for "$bin/bench_wait_for" --samples=10
   run threads "$bin/bench_threads" --rounds=3 --spawns=100
   run many "$bin/bench_many" --rounds=1 --children=1000 --bytes=100000
+  run mp "$bin/bench_mp" --rounds=3 --spawns=5 --pings=500 --mib=16 --tasks=2000
+  run mp_shared "$bin/bench_mp_shared" --rounds=3 --locks=50000 --msgs=50 --mib=8
+  run run_all "$bin/bench_run_all" --rounds=3 --n=200 --children=50 --calls=500
   run python python3 bench/python_subprocess.py "$bin" --quick
+  run python_mp python3 bench/python_mp.py --quick
 else
   run spawn "$bin/bench_spawn" --rounds=11 --batch=100 --sizes=0,2048,8192
   run capture "$bin/bench_capture" --rounds=5 --sizes=1,16,128,1024
@@ -48,13 +52,17 @@ else
   run wait_for "$bin/bench_wait_for" --samples=40
   run threads "$bin/bench_threads" --rounds=9 --spawns=300
   run many "$bin/bench_many" --rounds=3 --children=1000 --bytes=100000
+  run mp "$bin/bench_mp"
+  run mp_shared "$bin/bench_mp_shared"
+  run run_all "$bin/bench_run_all"
   run python python3 bench/python_subprocess.py "$bin"
+  run python_mp python3 bench/python_mp.py
 fi
 
 {
   echo "machine: $(nproc) cores, $(uname -sr), $(ldd --version | head -1 | sed 's/.* //' | sed 's/^/glibc /'), $(g++ --version | head -1)"
   echo
-  for f in spawn capture lines communicate pipeline wait_for threads many python; do
+  for f in spawn capture lines communicate pipeline wait_for threads many mp mp_shared run_all python python_mp; do
     cat "$out/$f.txt"
   done | grep '^RESULT|' | python3 -c '
 import sys

@@ -681,9 +681,11 @@ inline long raw_clone3(Clone3Args* ca, int (*fn)(void*) noexcept, void* arg) noe
       "test %%rax, %%rax\n\t"
       "jnz 1f\n\t"
       // The child, on its own stack (rsp = stack + stack_size, 16-byte aligned).
-      "xor %%ebp, %%ebp\n\t"
+      // fn and arg may sit in rbp (free without a frame pointer): read both before clearing it.
       "mov %[arg], %%rdi\n\t"
-      "call *%[fn]\n\t"
+      "mov %[fn], %%rax\n\t"
+      "xor %%ebp, %%ebp\n\t"
+      "call *%%rax\n\t"
       "mov %%eax, %%edi\n\t"
       "mov $60, %%eax\n\t"  // exit
       "syscall\n\t"
