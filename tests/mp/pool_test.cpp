@@ -107,6 +107,42 @@ TEST_CASE("pool: map waits for every task, then throws the first failure in inpu
   CHECK(pool.submit(mp::fn<&square>, 3).get() == 9);  // still working
 }
 
+namespace {
+struct Offset {
+  int by = 0;
+  std::string operator()(int x) const { return std::to_string(x + by); }
+};
+void touch_nothing(int) {}
+int die_at_500(int x) {
+  if (x == 500) std::abort();
+  return x;
+}
+}  // namespace
+
+TEST_CASE("pool: map sends chunks, keeps input order, and fails as Python's chunked map") {
+  mp::Pool pool({.workers = 2});
+  // 1,000 items on 2 workers: chunks of 125 (Python's default rule), results in input order.
+  auto r = pool.map(mp::fn<&square>, upto(1000));
+  REQUIRE(r.size() == 1000);
+  bool ordered = true;
+  for (int i = 0; i < 1000; ++i) ordered = ordered && r[static_cast<std::size_t>(i)] == i * i;
+  CHECK(ordered);
+  // An explicit chunk size, a function object with fields, void results.
+  auto s = pool.map(Offset{10}, upto(7), 3);
+  CHECK(s == std::vector<std::string>{"10", "11", "12", "13", "14", "15", "16"});
+  pool.map(mp::fn<&touch_nothing>, upto(100), 7);
+  // The first failure in input order.
+  try {
+    pool.map(mp::fn<&fail_on_odd>, upto(100));
+    FAIL("no exception");
+  } catch (const mp::RemoteError& e) {
+    CHECK(e.message == "odd: 1");
+  }
+  // A worker that dies fails its chunk; the pool goes on.
+  CHECK_THROWS_AS(pool.map(mp::fn<&die_at_500>, upto(1000)), mp::WorkerDied);
+  CHECK(pool.map(mp::fn<&square>, upto(50)).back() == 49 * 49);
+}
+
 TEST_CASE("pool: imap_unordered yields results as they finish") {
   mp::Pool pool({.workers = 3});
   std::vector<int> order;

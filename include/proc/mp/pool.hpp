@@ -108,6 +108,7 @@ struct TaskSlot {
 
 class PoolCore {
  public:
+  [[nodiscard]] std::size_t workers() const noexcept { return options_.workers; }
   explicit PoolCore(PoolOptions o) : options_(std::move(o)) {
     if (options_.workers == 0)
       throw std::invalid_argument("proc::mp::Pool: workers must be at least 1");
@@ -518,6 +519,24 @@ class PoolCore {
   std::thread thread_;
 };
 
+/// One chunk of a `Pool::map`: the target and its items, run one after another in a worker.
+template <class F, class A>
+struct MapChunk {
+  F f;
+  std::vector<A> items;
+  auto operator()() {
+    using R = std::invoke_result_t<F&, A>;
+    if constexpr (std::is_void_v<R>) {
+      for (A& x : items) f(std::move(x));
+    } else {
+      std::vector<std::decay_t<R>> out;
+      out.reserve(items.size());
+      for (A& x : items) out.push_back(f(std::move(x)));
+      return out;
+    }
+  }
+};
+
 /// A task's frame for a worker: kind, entry key, then the target and the arguments.
 template <class F, class... Args>
 std::string task_frame(const F& f, const Args&... args) {
@@ -648,11 +667,32 @@ class Pool {
 
   /// Runs `target(x)` for every `x` of `range` and returns the results in input order. Waits for
   /// every task, then throws the first failure (in input order) if any.
+  ///
+  /// As Python's `Pool.map`, the items go to the workers in chunks of `chunksize` (default:
+  /// the items divided by four times the workers, rounded up), one task per chunk: a chunk
+  /// stops at its first failure, and a worker that dies fails its whole chunk. Pass
+  /// `chunksize = 1` for one task per item.
   template <class F, std::ranges::input_range Range>
-  auto map(F target, Range&& range) {
+  auto map(F target, Range&& range, std::size_t chunksize = 0) {
     using A = std::decay_t<std::ranges::range_value_t<Range>>;
     using R = detail::result_of<F, A>;
     detail::check_target<F, A>();
+    if constexpr (!std::is_same_v<R, bool>) {
+      std::vector<A> items;
+      if constexpr (std::ranges::sized_range<Range>) items.reserve(std::ranges::size(range));
+      for (auto&& x : range) items.push_back(static_cast<const A&>(x));
+      const std::size_t workers = core().workers();
+      if (chunksize == 0) chunksize = (items.size() + 4 * workers - 1) / (4 * workers);
+      if (chunksize > 1) return map_chunked<F, A, R>(target, std::move(items), chunksize);
+      return map_each<F, A, R>(target, items);
+    } else {
+      return map_each<F, A, R>(target, range);
+    }
+  }
+
+ private:
+  template <class F, class A, class R, class Range>
+  auto map_each(F& target, Range&& range) {
     std::vector<std::shared_ptr<detail::TaskSlot>> slots;
     for (auto&& x : range) {
       auto slot = std::make_shared<detail::TaskSlot>();
@@ -690,6 +730,52 @@ class Pool {
     }
   }
 
+  template <class F, class A, class R>
+  auto map_chunked(F& target, std::vector<A> items, std::size_t chunksize) {
+    using Chunk = detail::MapChunk<F, A>;
+    detail::check_target<Chunk>();
+    std::vector<std::shared_ptr<detail::TaskSlot>> slots;
+    for (std::size_t at = 0; at < items.size(); at += chunksize) {
+      Chunk chunk{target, {}};
+      std::size_t end = std::min(items.size(), at + chunksize);
+      chunk.items.assign(std::make_move_iterator(items.begin() + static_cast<std::ptrdiff_t>(at)),
+                         std::make_move_iterator(items.begin() + static_cast<std::ptrdiff_t>(end)));
+      auto slot = std::make_shared<detail::TaskSlot>();
+      slot->frame = detail::task_frame(chunk);
+      slots.push_back(std::move(slot));
+    }
+    core().submit_many(slots);
+    using Out = detail::result_of<Chunk>;
+    std::vector<Future<Out>> futures;
+    futures.reserve(slots.size());
+    for (auto& s : slots) futures.push_back(Future<Out>(s, core_));
+    std::exception_ptr first;
+    if constexpr (std::is_void_v<R>) {
+      for (auto& f : futures) {
+        try {
+          f.get();
+        } catch (...) {
+          if (!first) first = std::current_exception();
+        }
+      }
+      if (first) std::rethrow_exception(first);
+      return;
+    } else {
+      std::vector<R> out;
+      out.reserve(items.size());
+      for (auto& f : futures) {
+        try {
+          for (R& r : f.get()) out.push_back(std::move(r));
+        } catch (...) {
+          if (!first) first = std::current_exception();
+        }
+      }
+      if (first) std::rethrow_exception(first);
+      return out;
+    }
+  }
+
+ public:
   /// The results of `target(x)` for every `x` of `range`, as the tasks finish: an input range
   /// (iterate it once). A failed task throws when its turn comes.
   template <class F, std::ranges::input_range Range>
