@@ -7,7 +7,10 @@
 //   - Queue put+get of 1 MiB messages vs the raw mechanism it uses for them: memfd_create,
 //     write, seal, sendmsg with SCM_RIGHTS, recvmsg, mmap, copy out, munmap, close.
 //
-//   bench_mp_shared [--rounds=7] [--locks=200000] [--msgs=200] [--mib=32]
+//   - SharedDict::add (one request to the manager thread and its answer) vs a raw SOCK_SEQPACKET
+//     round trip to a thread that echoes.
+//
+//   bench_mp_shared [--rounds=7] [--locks=200000] [--msgs=200] [--mib=32] [--pings=2000]
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/mman.h>
@@ -18,6 +21,7 @@
 #include <cstring>
 #include <proc/mp.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common.hpp"
@@ -64,6 +68,7 @@ int main(int argc, char** argv) {
   const int locks = static_cast<int>(bench::arg(argc, argv, "locks", 200000));
   const int msgs = static_cast<int>(bench::arg(argc, argv, "msgs", 200));
   const int mib = static_cast<int>(bench::arg(argc, argv, "mib", 32));
+  const int pings = static_cast<int>(bench::arg(argc, argv, "pings", 2000));
 
   // --- Lock, uncontended ----------------------------------------------------------------------
   {
@@ -176,6 +181,40 @@ int main(int argc, char** argv) {
     bench::run_rounds(vs, rounds);
     bench::report("mp Queue 1 MiB messages", vs, "raw memfd + SCM_RIGHTS 1 MiB", 1e6, "us",
                   {{"Queue<string> put+get 1 MiB", "<=1.2"}});
+    ::close(sv[0]);
+    ::close(sv[1]);
+  }
+  // --- SharedDict::add round trip -------------------------------------------------------------
+  {
+    int sv[2];
+    BENCH_CHECK(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0);
+    std::thread echo([fd = sv[1]] {
+      char buf[256];
+      for (;;) {
+        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0 || ::send(fd, buf, static_cast<std::size_t>(n), MSG_NOSIGNAL) != n) return;
+      }
+    });
+    auto m = mp::Manager::start();
+    auto d = m.dict<std::string, long>({{"count", 0}});
+    long expect = 0;
+    std::vector<bench::Variant> vs{
+        {"raw SOCK_SEQPACKET round trip to a thread",
+         [&] {
+           char out[24] = "count+1", in[64];
+           BENCH_CHECK(::send(sv[0], out, sizeof out, MSG_NOSIGNAL) == sizeof out);
+           BENCH_CHECK(::recv(sv[0], in, sizeof in, 0) == sizeof out);
+         },
+         pings},
+        {"SharedDict<string,long>::add", [&] { BENCH_CHECK(d.add("count", 1) == ++expect); },
+         pings},
+    };
+    bench::filter(vs, argc, argv);
+    bench::run_rounds(vs, rounds);
+    bench::report("mp SharedDict add round trip", vs, "raw SOCK_SEQPACKET round trip to a thread",
+                  1e6, "us", {{"SharedDict<string,long>::add", "<=1.5"}});
+    ::shutdown(sv[0], SHUT_RDWR);
+    echo.join();
     ::close(sv[0]);
     ::close(sv[1]);
   }

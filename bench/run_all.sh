@@ -39,7 +39,7 @@ if ((quick)); then
   run threads "$bin/bench_threads" --rounds=3 --spawns=100
   run many "$bin/bench_many" --rounds=1 --children=1000 --bytes=100000
   run mp "$bin/bench_mp" --rounds=3 --spawns=5 --pings=500 --mib=16 --tasks=2000
-  run mp_shared "$bin/bench_mp_shared" --rounds=3 --locks=50000 --msgs=50 --mib=8
+  run mp_shared "$bin/bench_mp_shared" --rounds=3 --locks=50000 --msgs=50 --mib=8 --pings=500
   run run_all "$bin/bench_run_all" --rounds=3 --n=200 --children=50 --calls=500
   run python python3 bench/python_subprocess.py "$bin" --quick
   run python_mp python3 bench/python_mp.py --quick
