@@ -19,6 +19,9 @@ set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
 set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)
 set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE BOTH)  # Catch2's CMake package (header-only) is found
 
-# ctest (and catch_discover_tests) run the .exe files through Wine.
+# ctest (and catch_discover_tests) run the .exe files through Wine, by way of wine-run.sh, which
+# starts Wine's server and services detached from the test's output (see there).
 find_program(PROC_WINE NAMES wine wine64 REQUIRED)
-set(CMAKE_CROSSCOMPILING_EMULATOR ${PROC_WINE})
+find_program(PROC_WINESERVER NAMES wineserver wineserver64 REQUIRED)
+set(CMAKE_CROSSCOMPILING_EMULATOR sh ${CMAKE_CURRENT_LIST_DIR}/wine-run.sh ${PROC_WINE}
+                                  ${PROC_WINESERVER})

@@ -7,7 +7,7 @@
 using namespace std::chrono_literals;
 using test::cmd;
 
-TEST_CASE("pipe: readline keeps the newline; a last line without one is still a line") {
+TEST_CASE("pipe: readline keeps the newline, and a last line without one is still a line") {
   proc::Popen p(cmd({"out", "one\ntwo\nlast"}), {.out = proc::pipe});
   CHECK(p.out().readline() == "one\n");
   CHECK(p.out().readline() == "two\n");
@@ -77,7 +77,7 @@ TEST_CASE("pipe: read_all of a large stream") {
   p.wait();
 }
 
-TEST_CASE("pipe: close is idempotent; a closed end throws logic_error on use") {
+TEST_CASE("pipe: close is idempotent, and a closed end throws logic_error on use") {
   proc::Popen p(cmd({"cat"}), {.in = proc::pipe, .out = proc::pipe});
   p.in().write("data");
   p.in().close();

@@ -58,7 +58,7 @@ TEST_CASE("pipeline: yes | head -n 1 ends promptly") {
 #endif
 }
 
-TEST_CASE("pipeline: err collects every stage's stderr; to_stdout works inside a chain") {
+TEST_CASE("pipeline: err collects every stage's stderr, and to_stdout works inside a chain") {
   auto r = proc::run_pipeline({cmd({"err", "one;", "out", "x"}), cmd({"err", "two;", "cat"})},
                               {.capture_output = true});
   CHECK(r.out == "x");

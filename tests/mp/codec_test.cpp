@@ -645,7 +645,7 @@ TEST_CASE("codec: durations, time points, paths", "[codec]") {
   CHECK(round_trip(std::filesystem::path()).empty());
 }
 
-TEST_CASE("codec: aggregates, nested and recursive; 16 and 32 fields", "[codec]") {
+TEST_CASE("codec: aggregates, nested and recursive, 16 and 32 fields", "[codec]") {
   const Inner inner{"in", {{1, 2}}, Padded{'p', 9}};
   const Outer o{inner, {{"k", inner}, {"e", Inner{}}}, inner, {Point{1, 1}, Point{2, 2}}, {},
                 42,    std::chrono::milliseconds(7),   false};
@@ -790,7 +790,7 @@ TEST_CASE("codec: flags, indexes, markers and keys are checked", "[codec][hostil
   CHECK(contains(error_of<std::monostate>(tag<std::monostate>() + u8(3)), "not 3"));
 }
 
-TEST_CASE("codec: a wrong type tag names the expected type; trailing bytes are refused",
+TEST_CASE("codec: a wrong type tag names the expected type, trailing bytes are refused",
           "[codec][hostile]") {
   const std::string e = error_of<std::vector<int>>(mp::to_bytes(std::vector<long>{1}));
   CHECK(contains(e, std::string(mp::type_name<std::vector<int>>())));
@@ -977,7 +977,7 @@ TEST_CASE("codec: small messages allocate nothing beyond the Writer's buffer", "
 
 // ---- handles -----------------------------------------------------------------------------------
 
-TEST_CASE("codec: handles travel by slot; bad slots are refused", "[codec][handles]") {
+TEST_CASE("codec: handles travel by slot, bad slots are refused", "[codec][handles]") {
   const auto h1 = fake_handle(11), h2 = fake_handle(12);
   mp::Writer w;
   CHECK(w.add_handle(h1) == 0);

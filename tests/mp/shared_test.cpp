@@ -263,7 +263,7 @@ TEST_CASE("shared: a holder of Shared's lock killed mid-update poisons it, never
   CHECK(*g == 8);
 }
 
-TEST_CASE("shared: SharedMemory is seen by children; size 0 is refused") {
+TEST_CASE("shared: SharedMemory is seen by children, and size 0 is refused") {
   auto mem = mp::SharedMemory::create(1 << 20);
   CHECK(mem.size() == 1 << 20);
   CHECK(mem.bytes()[12345] == std::byte{0});  // zero-filled

@@ -1,0 +1,118 @@
+#pragma once
+// Windows versions of the POSIX helpers of ../test_support.hpp that the proc::mp tests use, under
+// the same names (handles stand in for descriptors, Toolhelp32 snapshots for /proc and waitid),
+// and a few calls on processes known by pid.
+
+#if defined(_WIN32)
+
+#  ifndef WIN32_LEAN_AND_MEAN
+#    define WIN32_LEAN_AND_MEAN
+#  endif
+#  ifndef NOMINMAX
+#    define NOMINMAX
+#  endif
+#  include <windows.h>
+// After <windows.h>, which it needs.
+#  include <tlhelp32.h>
+
+#  include <chrono>
+#  include <cstdint>
+#  include <proc/mp.hpp>
+#  include <thread>
+
+namespace test {
+
+/// How many handles this process has open (Windows' count of descriptors). Wine's
+/// GetProcessHandleCount reports 0, so there the values a handle can have are tried one by one
+/// (multiples of 4, given out lowest first).
+inline int open_fd_count() {
+  DWORD n = 0;
+  if (::GetProcessHandleCount(::GetCurrentProcess(), &n) && n > 0) return static_cast<int>(n);
+  int found = 0;
+  for (std::uintptr_t v = 4; v < (std::uintptr_t{1} << 16); v += 4) {
+    DWORD flags = 0;
+    if (::GetHandleInformation(reinterpret_cast<HANDLE>(v), &flags)) ++found;
+  }
+  return found;
+}
+
+/// How many handles this process has open for its own use: those the proc::mp back end keeps
+/// for later operations (a free list of events) do not count.
+inline int mp_handle_count() {
+  return open_fd_count() - static_cast<int>(proc::mp::detail::EventPool::idle());
+}
+
+/// How many threads this process has.
+inline int threads_now() {
+  HANDLE snap = ::CreateToolhelp32Snapshot(TH32CS_SNAPTHREAD, 0);
+  if (snap == INVALID_HANDLE_VALUE) return -1;
+  const DWORD self = ::GetCurrentProcessId();
+  THREADENTRY32 e{};
+  e.dwSize = sizeof e;
+  int n = 0;
+  for (BOOL ok = ::Thread32First(snap, &e); ok; ok = ::Thread32Next(snap, &e))
+    if (e.th32OwnerProcessID == self) ++n;
+  ::CloseHandle(snap);
+  return n;
+}
+
+/// When a process was created (FILETIME units), 0 when unknown.
+inline std::uint64_t created_at(HANDLE process) {
+  FILETIME c{}, x{}, k{}, u{};
+  if (!::GetProcessTimes(process, &c, &x, &k, &u)) return 0;
+  return (static_cast<std::uint64_t>(c.dwHighDateTime) << 32) | c.dwLowDateTime;
+}
+
+/// Whether a running process names this one as its creator. Windows does not re-parent, and
+/// a pid may be reused: a process counts only when it was created after this one.
+inline bool has_children() {
+  HANDLE snap = ::CreateToolhelp32Snapshot(TH32CS_SNAPPROCESS, 0);
+  if (snap == INVALID_HANDLE_VALUE) return false;
+  const DWORD self = ::GetCurrentProcessId();
+  const std::uint64_t born = created_at(::GetCurrentProcess());
+  PROCESSENTRY32W e{};
+  e.dwSize = sizeof e;
+  bool found = false;
+  for (BOOL ok = ::Process32FirstW(snap, &e); ok && !found; ok = ::Process32NextW(snap, &e)) {
+    if (e.th32ParentProcessID != self || e.th32ProcessID == self) continue;
+    HANDLE p =
+        ::OpenProcess(SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION, FALSE, e.th32ProcessID);
+    if (!p) continue;  // gone since the snapshot
+    found = ::WaitForSingleObject(p, 0) == WAIT_TIMEOUT && created_at(p) >= born;
+    ::CloseHandle(p);
+  }
+  ::CloseHandle(snap);
+  return found;
+}
+
+/// Waits up to `limit` for this process to have no running children left.
+inline bool no_children_within(std::chrono::milliseconds limit) {
+  auto end = std::chrono::steady_clock::now() + limit;
+  while (has_children() && std::chrono::steady_clock::now() < end)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  return !has_children();
+}
+
+/// A handle to process `pid` to wait on (null when there is no such process).
+inline HANDLE open_process(int pid) {
+  return ::OpenProcess(SYNCHRONIZE | PROCESS_TERMINATE | PROCESS_QUERY_LIMITED_INFORMATION, FALSE,
+                       static_cast<DWORD>(pid));
+}
+
+/// Whether process `p` ends within `limit`.
+inline bool exits_within(HANDLE p, std::chrono::milliseconds limit) {
+  return ::WaitForSingleObject(p, static_cast<DWORD>(limit.count())) == WAIT_OBJECT_0;
+}
+
+/// Kills process `pid` from outside, as SIGKILL would.
+inline bool kill_pid(int pid) {
+  HANDLE p = open_process(pid);
+  if (!p) return false;
+  bool ok = ::TerminateProcess(p, 1) != 0;
+  ::CloseHandle(p);
+  return ok;
+}
+
+}  // namespace test
+
+#endif  // _WIN32
