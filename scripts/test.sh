@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: the native build (g++) with tests, examples and package
-# tests; the same suite under AddressSanitizer+UBSan and under ThreadSanitizer; the clang build;
+# tests; the tests again under AddressSanitizer+UBSan and under ThreadSanitizer (the examples,
+# packaging, docs and compile-time checks come out the same there: PROC_TEST_ONCE and
+# PROC_BUILD_EXAMPLES are off); the clang build;
 # the Windows back end cross-compiled with mingw-w64 and run under Wine; and a short run of each
 # fuzzer (tests/fuzz/run.sh, 20 s each). First, every C++ file must be clang-formatted.
 #

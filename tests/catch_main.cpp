@@ -1,8 +1,4 @@
-// The Catch2 main, compiled once into its own library (it is the slowest file to build).
-#if __has_include(<catch2/catch_session.hpp>)
-#  include <catch2/catch_session.hpp>
-int main(int argc, char* argv[]) { return Catch::Session().run(argc, argv); }
-#else
-#  define CATCH_CONFIG_MAIN
-#  include <catch2/catch.hpp>
-#endif
+// The main of the test programs: Catch2's session (its implementation is in catch_impl.cpp).
+int proc_test_run_catch(int argc, char* argv[]);
+
+int main(int argc, char* argv[]) { return proc_test_run_catch(argc, argv); }
