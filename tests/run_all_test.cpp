@@ -11,6 +11,10 @@
 
 #include "test_support.hpp"
 
+#if defined(_WIN32)
+#  include <windows.h>
+#endif
+
 using namespace std::chrono_literals;
 using test::cmd;
 using Clock = std::chrono::steady_clock;
@@ -186,14 +190,29 @@ TEST_CASE("wait_any: the first child to exit, the timeout, many children, an emp
   }
 }
 
+namespace {
+// Wine's GetProcessTimes and GetProcessMemoryInfo for another process report next to nothing
+// (about 30 ms of CPU, a peak working set of 0), whatever the child did: under Wine the figures
+// themselves cannot be checked, only that they are there (docs/windows.md).
+bool under_wine() {
+#if defined(_WIN32)
+  HMODULE ntdll = ::GetModuleHandleW(L"ntdll.dll");
+  return ntdll != nullptr && ::GetProcAddress(ntdll, "wine_get_version") != nullptr;
+#else
+  return false;
+#endif
+}
+}  // namespace
+
 TEST_CASE("resource usage: CPU time of a busy child, peak memory of a big one") {
+  const bool exact = !under_wine();
   auto busy = proc::run(cmd({"burn", "300"}));
-  CHECK(busy.usage.user_time + busy.usage.system_time >= 250ms);
+  if (exact) CHECK(busy.usage.user_time + busy.usage.system_time >= 250ms);
   proc::Popen big(cmd({"alloc", "50"}));
   CHECK_FALSE(big.resource_usage().has_value());  // not reaped yet
   big.wait();
   REQUIRE(big.resource_usage().has_value());
-  CHECK(big.resource_usage()->max_rss >= (std::size_t{50} << 20));
+  if (exact) CHECK(big.resource_usage()->max_rss >= (std::size_t{50} << 20));
   auto small = proc::run(cmd({"exit", "0"}));
   CHECK(small.usage.max_rss < (std::size_t{50} << 20));
 }
