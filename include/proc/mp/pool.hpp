@@ -699,33 +699,12 @@ class Pool {
       slot->frame = detail::task_frame(target, static_cast<const A&>(x));
       slots.push_back(std::move(slot));
     }
-    core().submit_many(slots);
-    std::vector<Future<R>> futures;
-    futures.reserve(slots.size());
-    for (auto& s : slots) futures.push_back(Future<R>(s, core_));
-    std::exception_ptr first;
     if constexpr (std::is_void_v<R>) {
-      for (auto& f : futures) {
-        try {
-          f.get();
-        } catch (...) {
-          if (!first) first = std::current_exception();
-        }
-      }
-      if (first) std::rethrow_exception(first);
-      return;
+      collect<R>(slots, [](auto&&) {});
     } else {
       std::vector<R> out;
-      out.reserve(futures.size());
-      for (auto& f : futures) {
-        try {
-          out.push_back(f.get());
-        } catch (...) {
-          if (!first) first = std::current_exception();
-          out.emplace_back();
-        }
-      }
-      if (first) std::rethrow_exception(first);
+      out.reserve(slots.size());
+      collect<R>(slots, [&](R&& r) { out.push_back(std::move(r)); });
       return out;
     }
   }
@@ -744,35 +723,39 @@ class Pool {
       slot->frame = detail::task_frame(chunk);
       slots.push_back(std::move(slot));
     }
-    core().submit_many(slots);
     using Out = detail::result_of<Chunk>;
+    if constexpr (std::is_void_v<R>) {
+      collect<Out>(slots, [](auto&&) {});
+    } else {
+      std::vector<R> out;
+      out.reserve(items.size());
+      collect<Out>(slots, [&](Out&& chunk) {
+        for (R& r : chunk) out.push_back(std::move(r));
+      });
+      return out;
+    }
+  }
+
+  /// Submits `slots`, waits for every one of them in order, hands each value (none for void)
+  /// to `take`, then throws the first failure in input order, if any.
+  template <class Out, class Take>
+  void collect(std::vector<std::shared_ptr<detail::TaskSlot>>& slots, Take&& take) {
+    core().submit_many(slots);
     std::vector<Future<Out>> futures;
     futures.reserve(slots.size());
     for (auto& s : slots) futures.push_back(Future<Out>(s, core_));
     std::exception_ptr first;
-    if constexpr (std::is_void_v<R>) {
-      for (auto& f : futures) {
-        try {
+    for (auto& f : futures) {
+      try {
+        if constexpr (std::is_void_v<Out>)
           f.get();
-        } catch (...) {
-          if (!first) first = std::current_exception();
-        }
+        else
+          take(f.get());
+      } catch (...) {
+        if (!first) first = std::current_exception();
       }
-      if (first) std::rethrow_exception(first);
-      return;
-    } else {
-      std::vector<R> out;
-      out.reserve(items.size());
-      for (auto& f : futures) {
-        try {
-          for (R& r : f.get()) out.push_back(std::move(r));
-        } catch (...) {
-          if (!first) first = std::current_exception();
-        }
-      }
-      if (first) std::rethrow_exception(first);
-      return out;
     }
+    if (first) std::rethrow_exception(first);
   }
 
  public:
