@@ -62,6 +62,7 @@
 #  include "proc/detail/platform.hpp"
 #  include "proc/mp/codec.hpp"
 #  include "proc/mp/detail/platform.hpp"
+#  include "proc/mp/detail/posix/seqpacket.hpp"
 #  include "proc/mp/errors.hpp"
 
 namespace proc::mp {
@@ -113,13 +114,6 @@ inline HandlePair seqpacket_pair() {
   return {sv[0], sv[1]};
 }
 
-/// Whether `fd` is a SOCK_SEQPACKET socket (what a proxy's handle must be).
-inline bool is_seqpacket(native_handle fd) noexcept {
-  int type = 0;
-  socklen_t len = sizeof type;
-  return ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_SEQPACKET;
-}
-
 /// Sends the bytes [pos, end) of the message made of `segs` as packets. Blocking, or with
 /// `nonblocking` stopping where the socket is full. `pass` (if valid) goes with the first packet
 /// sent, as SCM_RIGHTS. Returns the new position (the message's size when it is all sent), or
@@ -147,17 +141,8 @@ inline std::optional<std::size_t> send_packets(native_handle fd,
     msghdr msg{};
     msg.msg_iov = iov.data();
     msg.msg_iovlen = iov.size();
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-    if (pass != proc::detail::invalid_handle) {
-      std::memset(control, 0, sizeof control);
-      msg.msg_control = control;
-      msg.msg_controllen = sizeof control;
-      cmsghdr* c = CMSG_FIRSTHDR(&msg);
-      c->cmsg_level = SOL_SOCKET;
-      c->cmsg_type = SCM_RIGHTS;
-      c->cmsg_len = CMSG_LEN(sizeof(int));
-      std::memcpy(CMSG_DATA(c), &pass, sizeof(int));
-    }
+    alignas(cmsghdr) OneFdControl control;
+    if (pass != proc::detail::invalid_handle) attach_descriptor(msg, control, pass);
     ssize_t w =
         PROC_SYS(write, ::sendmsg(fd, &msg, MSG_NOSIGNAL | (nonblocking ? MSG_DONTWAIT : 0)));
     if (w < 0) {
@@ -947,7 +932,7 @@ struct codec<SharedDict<K, V>> {
   static SharedDict<K, V> decode(Reader& r) {
     const std::uint64_t slot = r.read_u64();
     proc::detail::native_handle h = r.take_handle(static_cast<std::size_t>(slot));
-    if (!detail::mgr::is_seqpacket(h)) {
+    if (!detail::is_seqpacket(h)) {
       proc::detail::close_handle(h);
       r.fail("the handle is not a manager connection");
     }

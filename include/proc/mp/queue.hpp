@@ -40,6 +40,7 @@
 #  include "proc/detail/platform.hpp"
 #  include "proc/duration.hpp"
 #  include "proc/mp/codec.hpp"
+#  include "proc/mp/detail/posix/seqpacket.hpp"
 #  include "proc/mp/errors.hpp"
 
 namespace proc::mp {
@@ -141,7 +142,7 @@ inline SendResult send_message(int fd, const Writer& w, const QueueDeadline& dea
     ++iov_count;
   };
   add_iov(&kind, 1);
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  alignas(cmsghdr) OneFdControl control;
   msghdr msg{};
   if (w.size() <= queue_packet_limit && w.size() == w.buffer().size()) {
     add_iov(const_cast<char*>(w.buffer().data()), w.buffer().size());
@@ -151,14 +152,7 @@ inline SendResult send_message(int fd, const Writer& w, const QueueDeadline& dea
     kind = packet_memfd;
     memfd = message_memfd(w);
     add_iov(&size, sizeof size);
-    std::memset(control, 0, sizeof control);
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &memfd, sizeof(int));
+    attach_descriptor(msg, control, memfd);
   }
   msg.msg_iov = big_iov.empty() ? small_iov : big_iov.data();
   msg.msg_iovlen = iov_count;
@@ -279,9 +273,7 @@ inline QueueDeadline deadline_after(Duration d) {
 inline std::shared_ptr<QueueEnd> queue_end_from(Reader& r) {
   std::uint64_t slot = r.read_u64();
   int fd = r.take_handle(static_cast<std::size_t>(slot));
-  int type = 0;
-  socklen_t len = sizeof type;
-  if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_SEQPACKET) {
+  if (!is_seqpacket(fd)) {
     ::close(fd);
     r.fail("the handle passed is not a queue's socket");
   }
