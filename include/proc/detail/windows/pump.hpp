@@ -338,14 +338,18 @@ class StateStreams {
     return false;
   }
 
-  /// At the deadline, on an error or when the pump returns: stop the readers (nothing is lost),
-  /// park a busy writer.
+  /// At the deadline, on an error or when the pump returns: stop the readers (nothing is lost;
+  /// an error a reader met in the meantime goes to the state), park a busy writer.
   void stop_all() noexcept {
     for (auto* r : {&out_, &err_}) {
       if (!*r) continue;
       (*r)->stop();
       native_handle& h = r == &out_ ? st_.out : st_.err;
-      if ((*r)->ended()) {
+      if (auto e = (*r)->error()) {
+        // It failed (the sink's limit, say) just before the pump returned for another reason
+        // (the child exited, the deadline): the state keeps the error for the caller.
+        if (!st_.error) st_.error = e;
+      } else if ((*r)->ended()) {
         close_handle(h);
         h = invalid_handle;
       }
