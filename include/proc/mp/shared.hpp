@@ -3,33 +3,38 @@
 /// `proc::mp::Lock`, `SharedMemory`, `Shared<T>` and `SharedArray<T>`: state shared between
 /// processes that survives a process dying while it holds it (SPEC-mp §6).
 ///
-/// Each object is a handle to unnamed shared memory (Linux: a memfd): copies share it, passing
-/// one to a `Process` passes the memory, and it is freed with the last handle in any process.
-/// Nothing is ever created in /dev/shm. POSIX only for now (see docs/multiprocessing.md).
+/// Each object is a handle to unnamed shared memory (Linux: a memfd; Windows: a section without a
+/// name): copies share it, passing one to a `Process` passes the memory, and it is freed with the
+/// last handle in any process. Nothing is ever created in /dev/shm. A lock is a robust
+/// process-shared pthread mutex in that memory on Linux, a kernel mutex (`WAIT_ABANDONED`) whose
+/// handle travels with the memory on Windows.
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
 #include "proc/config.hpp"
+#include "proc/duration.hpp"
+#include "proc/mp/codec.hpp"
+#include "proc/mp/errors.hpp"
 
-#if !defined(PROC_WINDOWS)
-
-#  include <atomic>
-#  include <chrono>
-#  include <cstddef>
-#  include <cstdint>
-#  include <cstring>
-#  include <memory>
-#  include <new>
-#  include <optional>
-#  include <span>
-#  include <stdexcept>
-#  include <string>
-#  include <type_traits>
-#  include <utility>
-#  include <vector>
-
-#  include "proc/duration.hpp"
-#  include "proc/mp/codec.hpp"
+// The back end of Segment and ProcessMutex (the same names on both sides).
+#if defined(PROC_WINDOWS)
+#  include "proc/mp/detail/windows/segment.hpp"
+#else
 #  include "proc/mp/detail/posix/segment.hpp"
-#  include "proc/mp/errors.hpp"
+#endif
 
 namespace proc::mp {
 
@@ -47,9 +52,10 @@ namespace detail {
 
 inline constexpr std::uint32_t lock_magic = 0x4b434f4cu;  // "LOCK"
 
-/// The head of every segment with a lock: the mutex and how owner death is handled.
+/// The head of every segment with a lock: the mutex (or, on Windows, who holds the kernel mutex)
+/// and how owner death is handled.
 struct LockHeader {
-  RobustMutex mutex;
+  MutexState mutex;
   std::uint32_t magic;
   std::uint32_t owner_death;            // OwnerDeath
   std::atomic<std::uint32_t> poisoned;  // set before a poisoning unlock; never cleared
@@ -59,14 +65,17 @@ struct LockHeader {
 class SegmentLock {
  public:
   SegmentLock() = default;
-  SegmentLock(std::shared_ptr<Segment> seg, OwnerDeath od, bool init) : seg_(std::move(seg)) {
-    if (init) {
-      header()->mutex.init();
-      header()->magic = lock_magic;
-      header()->owner_death = static_cast<std::uint32_t>(od);
-    } else if (header()->magic != lock_magic || header()->owner_death > 1) {
+  /// A new lock at the head of `seg` (new, zero-filled).
+  SegmentLock(std::shared_ptr<Segment> seg, OwnerDeath od) : seg_(std::move(seg)) {
+    mutex_ = ProcessMutex::create(&header()->mutex);
+    header()->magic = lock_magic;
+    header()->owner_death = static_cast<std::uint32_t>(od);
+  }
+  /// The lock of a segment received from a parent, with its mutex.
+  SegmentLock(std::shared_ptr<Segment> seg, ProcessMutex m)
+      : seg_(std::move(seg)), mutex_(std::move(m)) {
+    if (header()->magic != lock_magic || header()->owner_death > 1)
       throw std::runtime_error("the shared memory passed holds no proc::mp lock");
-    }
   }
 
   [[nodiscard]] LockHeader* header() const noexcept {
@@ -76,6 +85,7 @@ class SegmentLock {
     return static_cast<OwnerDeath>(header()->owner_death);
   }
   [[nodiscard]] const std::shared_ptr<Segment>& segment() const noexcept { return seg_; }
+  [[nodiscard]] const ProcessMutex& mutex() const noexcept { return mutex_; }
 
   /// Locks (blocking, trying, or until a deadline). Returns nullopt when not acquired (busy or
   /// timed out), else whether the previous owner died. Under poison, `tell_death` false: a
@@ -84,9 +94,14 @@ class SegmentLock {
                            std::optional<std::chrono::steady_clock::time_point> until,
                            bool tell_death, const char* who) {
     if (header()->poisoned.load(std::memory_order_acquire) != 0) throw_poisoned(who);
-    LockResult r = header()->mutex.lock(try_only, until);
+    LockResult r = mutex_.lock(try_only, until);
     switch (r) {
       case LockResult::acquired:
+        // Poisoned while this thread waited: on Windows the kernel mutex itself stays usable.
+        if (header()->poisoned.load(std::memory_order_acquire) != 0) {
+          mutex_.unlock();
+          throw_poisoned(who);
+        }
         return false;
       case LockResult::busy:
       case LockResult::timed_out:
@@ -100,8 +115,12 @@ class SegmentLock {
       case LockResult::owner_died:
         break;
     }
+    if (header()->poisoned.load(std::memory_order_acquire) != 0) {
+      mutex_.unlock();  // an earlier death was never repaired: it stays poisoned
+      throw_poisoned(who);
+    }
     if (owner_death() == OwnerDeath::recover) {
-      header()->mutex.make_consistent();
+      mutex_.make_consistent();
       return true;
     }
     if (tell_death) return true;  // the guard decides: mark_consistent() or poison
@@ -111,12 +130,12 @@ class SegmentLock {
                     "(use acquire() and mark_consistent() to recover, or OwnerDeath::recover)");
   }
 
-  void unlock() { header()->mutex.unlock(); }
-  void make_consistent() { header()->mutex.make_consistent(); }
+  void unlock() { mutex_.unlock(); }
+  void make_consistent() { mutex_.make_consistent(); }
   /// Unlocks a lock whose owner died without marking it consistent: poisoned for good.
   void poison_and_unlock() {
     header()->poisoned.store(1, std::memory_order_release);
-    header()->mutex.unlock();  // not consistent: ENOTRECOVERABLE for everyone from now on
+    mutex_.unlock();  // POSIX: not consistent, ENOTRECOVERABLE for everyone from now on
   }
 
   [[noreturn]] static void throw_poisoned(const char* who) {
@@ -127,6 +146,7 @@ class SegmentLock {
 
  private:
   std::shared_ptr<Segment> seg_;
+  ProcessMutex mutex_;
 };
 
 inline std::chrono::steady_clock::time_point deadline_from(Duration d) {
@@ -142,12 +162,45 @@ inline void write_segment(Writer& w, const std::shared_ptr<Segment>& s) {
 }
 inline std::shared_ptr<Segment> read_segment(Reader& r, std::size_t min_bytes) {
   std::uint64_t slot = r.read_u64();
-  int fd = r.take_handle(static_cast<std::size_t>(slot));
+  auto h = r.take_handle(static_cast<std::size_t>(slot));
   try {
-    return Segment::adopt(fd, min_bytes);
+    return Segment::adopt(h, min_bytes);
   } catch (const std::runtime_error& e) {
     r.fail(e.what());
   }
+}
+
+/// Encodes a lock: its segment, then (Windows) its mutex's handle. (A template, so that the
+/// branch of the other platform is never compiled.)
+template <class M = ProcessMutex>
+void write_lock(Writer& w, const SegmentLock& l) {
+  write_segment(w, l.segment());
+  if constexpr (M::has_handle) w.write_u64(w.add_handle(static_cast<const M&>(l.mutex()).handle()));
+}
+template <class M = ProcessMutex>
+M read_mutex(Reader& r, MutexState* state) {
+  if constexpr (M::has_handle) {
+    std::uint64_t slot = r.read_u64();
+    return M::adopt(state, r.take_handle(static_cast<std::size_t>(slot)));
+  } else {
+    return M::adopt(state);
+  }
+}
+/// Decodes a lock whose segment is at least `min_bytes`; `check` may refuse it (runtime_error).
+template <class Check>
+SegmentLock read_lock(Reader& r, std::size_t min_bytes, Check&& check) {
+  auto seg = read_segment(r, min_bytes);
+  ProcessMutex m = read_mutex(r, &static_cast<LockHeader*>(seg->data())->mutex);
+  try {
+    SegmentLock l(std::move(seg), std::move(m));
+    check(l);
+    return l;
+  } catch (const std::runtime_error& e) {
+    r.fail(e.what());
+  }
+}
+inline SegmentLock read_lock(Reader& r, std::size_t min_bytes) {
+  return read_lock(r, min_bytes, [](const SegmentLock&) {});
 }
 
 }  // namespace detail
@@ -160,8 +213,8 @@ inline std::shared_ptr<Segment> read_segment(Reader& r, std::size_t min_bytes) {
 class Lock {
  public:
   explicit Lock(OwnerDeath on_owner_death = OwnerDeath::poison)
-      : lock_(detail::Segment::create(sizeof(detail::LockHeader), "proc::mp::Lock"), on_owner_death,
-              true) {}
+      : lock_(detail::Segment::create(sizeof(detail::LockHeader), "proc::mp::Lock"),
+              on_owner_death) {}
 
   /// The guard of `acquire()`: holds the lock until destroyed (or `unlock()`ed).
   class Guard {
@@ -244,15 +297,8 @@ class Lock {
 
 template <>
 struct codec<Lock> {
-  static void encode(Writer& w, const Lock& l) { detail::write_segment(w, l.lock_.segment()); }
-  static Lock decode(Reader& r) {
-    auto seg = detail::read_segment(r, sizeof(detail::LockHeader));
-    try {
-      return Lock(detail::SegmentLock(std::move(seg), OwnerDeath::poison, false));
-    } catch (const std::runtime_error& e) {
-      r.fail(e.what());
-    }
-  }
+  static void encode(Writer& w, const Lock& l) { detail::write_lock(w, l.lock_); }
+  static Lock decode(Reader& r) { return Lock(detail::read_lock(r, sizeof(detail::LockHeader))); }
 };
 
 /// Raw shared bytes, zero-filled: `bytes()` in every process it is passed to. Python's
@@ -292,7 +338,7 @@ class Shared {
 
  public:
   explicit Shared(T initial = T{}, OwnerDeath on_owner_death = OwnerDeath::poison)
-      : lock_(detail::Segment::create(bytes_needed(), "proc::mp::Shared"), on_owner_death, true) {
+      : lock_(detail::Segment::create(bytes_needed(), "proc::mp::Shared"), on_owner_death) {
     new (slot()) T(initial);
   }
 
@@ -353,14 +399,9 @@ class Shared {
 
 template <class T>
 struct codec<Shared<T>> {
-  static void encode(Writer& w, const Shared<T>& s) { detail::write_segment(w, s.lock_.segment()); }
+  static void encode(Writer& w, const Shared<T>& s) { detail::write_lock(w, s.lock_); }
   static Shared<T> decode(Reader& r) {
-    auto seg = detail::read_segment(r, Shared<T>::bytes_needed());
-    try {
-      return Shared<T>(detail::SegmentLock(std::move(seg), OwnerDeath::poison, false));
-    } catch (const std::runtime_error& e) {
-      r.fail(e.what());
-    }
+    return Shared<T>(detail::read_lock(r, Shared<T>::bytes_needed()));
   }
 };
 
@@ -375,8 +416,7 @@ class SharedArray {
   /// `n` elements, each `initial`.
   explicit SharedArray(std::size_t n, T initial = T{},
                        OwnerDeath on_owner_death = OwnerDeath::poison)
-      : lock_(detail::Segment::create(bytes_needed(n), "proc::mp::SharedArray"), on_owner_death,
-              true) {
+      : lock_(detail::Segment::create(bytes_needed(n), "proc::mp::SharedArray"), on_owner_death) {
     *count_slot() = n;
     T* p = data();
     for (std::size_t i = 0; i < n; ++i) new (p + i) T(initial);
@@ -444,10 +484,10 @@ class SharedArray {
                                   " elements is more than shared memory can hold");
     return data_at() + (n == 0 ? 1 : n * sizeof(T));
   }
-  std::uint64_t* count_slot() const noexcept {
-    return reinterpret_cast<std::uint64_t*>(static_cast<char*>(lock_.segment()->data()) +
-                                            count_at());
+  static std::uint64_t* count_in(const detail::SegmentLock& l) noexcept {
+    return reinterpret_cast<std::uint64_t*>(static_cast<char*>(l.segment()->data()) + count_at());
   }
+  std::uint64_t* count_slot() const noexcept { return count_in(lock_); }
   T* data() const noexcept {
     return std::launder(
         reinterpret_cast<T*>(static_cast<char*>(lock_.segment()->data()) + data_at()));
@@ -464,22 +504,15 @@ class SharedArray {
 
 template <class T>
 struct codec<SharedArray<T>> {
-  static void encode(Writer& w, const SharedArray<T>& a) {
-    detail::write_segment(w, a.lock_.segment());
-  }
+  static void encode(Writer& w, const SharedArray<T>& a) { detail::write_lock(w, a.lock_); }
   static SharedArray<T> decode(Reader& r) {
-    auto seg = detail::read_segment(r, SharedArray<T>::data_at());
-    try {
-      SharedArray<T> a(detail::SegmentLock(std::move(seg), OwnerDeath::poison, false));
-      if (*a.count_slot() > (a.lock_.segment()->size() - SharedArray<T>::data_at()) / sizeof(T))
-        r.fail("the shared array's size does not fit its memory");
-      return a;
-    } catch (const std::runtime_error& e) {
-      r.fail(e.what());
-    }
+    return SharedArray<T>(
+        detail::read_lock(r, SharedArray<T>::data_at(), [](const detail::SegmentLock& l) {
+          std::uint64_t n = *SharedArray<T>::count_in(l);
+          if (n > (l.segment()->size() - SharedArray<T>::data_at()) / sizeof(T))
+            throw std::runtime_error("the shared array's size does not fit its memory");
+        }));
   }
 };
 
 }  // namespace proc::mp
-
-#endif  // !PROC_WINDOWS

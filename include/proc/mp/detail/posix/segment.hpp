@@ -191,4 +191,33 @@ struct RobustMutex {
   }
 };
 
+/// The part of a process mutex that lives in the lock's shared memory: on POSIX, all of it.
+using MutexState = RobustMutex;
+
+/// A process-shared mutex as this process sees it (the same names as detail/windows/segment.hpp).
+/// Here a pointer to the robust mutex in shared memory: nothing else to pass to a child.
+class ProcessMutex {
+ public:
+  static constexpr bool has_handle = false;
+
+  ProcessMutex() = default;
+  /// Initialises the mutex of a new (zero-filled) segment.
+  static ProcessMutex create(MutexState* state) {
+    state->init();
+    return ProcessMutex(state);
+  }
+  /// The mutex of a segment received from a parent.
+  static ProcessMutex adopt(MutexState* state) noexcept { return ProcessMutex(state); }
+
+  LockResult lock(bool try_only, std::optional<std::chrono::steady_clock::time_point> deadline) {
+    return state_->lock(try_only, deadline);
+  }
+  void make_consistent() { state_->make_consistent(); }
+  void unlock() { state_->unlock(); }
+
+ private:
+  explicit ProcessMutex(MutexState* state) noexcept : state_(state) {}
+  MutexState* state_ = nullptr;
+};
+
 }  // namespace proc::mp::detail
