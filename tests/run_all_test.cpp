@@ -17,6 +17,7 @@
 
 using namespace std::chrono_literals;
 using test::cmd;
+using test::under_wine;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -190,20 +191,9 @@ TEST_CASE("wait_any: the first child to exit, the timeout, many children, an emp
   }
 }
 
-namespace {
 // Wine's GetProcessTimes and GetProcessMemoryInfo for another process report next to nothing
 // (about 30 ms of CPU, a peak working set of 0), whatever the child did: under Wine the figures
 // themselves cannot be checked, only that they are there (docs/windows.md).
-bool under_wine() {
-#if defined(_WIN32)
-  HMODULE ntdll = ::GetModuleHandleW(L"ntdll.dll");
-  return ntdll != nullptr && ::GetProcAddress(ntdll, "wine_get_version") != nullptr;
-#else
-  return false;
-#endif
-}
-}  // namespace
-
 TEST_CASE("resource usage: CPU time of a busy child, peak memory of a big one") {
   const bool exact = !under_wine();
   auto busy = proc::run(cmd({"burn", "300"}));

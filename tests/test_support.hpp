@@ -34,6 +34,17 @@ inline std::vector<std::string> cmd(std::initializer_list<std::string> args) {
   return v;
 }
 
+/// Whether this is a Windows build running under Wine (where some figures and calls differ:
+/// docs/windows.md).
+inline bool under_wine() {
+#if defined(_WIN32)
+  HMODULE ntdll = ::GetModuleHandleW(L"ntdll.dll");
+  return ntdll != nullptr && ::GetProcAddress(ntdll, "wine_get_version") != nullptr;
+#else
+  return false;
+#endif
+}
+
 #if !defined(_WIN32)
 /// How many descriptors this process has open.
 inline int open_fd_count() {

@@ -368,9 +368,9 @@ class Popen {
   /// SIGWINCH. Throws `std::logic_error` when the child has no pty.
   void resize_terminal(unsigned short rows, unsigned short cols) {
     Impl& s = impl();
-    if (!s.pty_master.is_open())
+    if (!s.pty.is_open())
       throw std::logic_error("proc::Popen::resize_terminal: the child has no pseudo-terminal");
-    detail::resize_pty(s.pty_master.native_handle(), rows, cols);
+    s.pty.resize(rows, cols);
   }
 
   /// Sends signal `sig` (POSIX). Harmless on an exited child; never reaches a reused PID.
@@ -434,7 +434,7 @@ class Popen {
     native_handle_type tee[3] = {detail::invalid_handle, detail::invalid_handle,
                                  detail::invalid_handle};
     PipeEnd tee_file[3];
-    PipeEnd pty_master;  // a pty's master, kept for resize_terminal
+    detail::PtyMaster pty;  // a pty's master, kept for resize_terminal
     // stream_lines() input, kept across a TimeoutExpired.
     std::string stream_input;
     std::size_t stream_in_pos = 0;
@@ -614,21 +614,25 @@ inline void Popen::start(std::vector<std::string> args, const Options& o, bool f
   // Every failure to start is a SpawnError naming the program: the errno of exec/chdir, or of
   // what had to come first (EMFILE from pipe2, ENOENT opening a redirect file, EAGAIN from
   // fork, ...). SpawnError is a std::system_error, so the code is the same either way.
-  PipeEnd pty_slave;
+  PipeEnd pty_slave;  // POSIX: the slave, closed once the child has it
+  detail::native_handle pty_child = detail::invalid_handle;  // the slave / the pseudo-console
   try {
     for (int i = 0; i < 3; ++i) {
       const Redirect& r = slots[i];
       switch (r.kind()) {
         case Redirect::Kind::pty: {
-          if (!s->pty_master.is_open()) {
+          if (!s->pty.is_open()) {
             TerminalSize size = o.terminal_size.value_or(TerminalSize{});
-            detail::PtyPair pp = detail::make_pty(size.rows, size.cols);
-            s->pty_master = PipeEnd(pp.master);
+            const bool read_output =
+                slots[1].kind() == Redirect::Kind::pty || slots[2].kind() == Redirect::Kind::pty;
+            detail::PtyPair pp = detail::make_pty(size.rows, size.cols, read_output);
+            s->pty = std::move(pp.master);
             pty_slave = PipeEnd(pp.slave);
-            rq.ctty = pty_slave.native_handle();
+            pty_child = pp.child;
+            rq.ctty = pty_child;
           }
-          *parent_ends[i] = PipeEnd(detail::duplicate(s->pty_master.native_handle()));
-          rq.stdio[i] = pty_slave.native_handle();
+          *parent_ends[i] = PipeEnd(s->pty.parent_end(i));
+          rq.stdio[i] = pty_child;
           s->was_pipe[i] = true;
           break;
         }
@@ -690,6 +694,7 @@ inline void Popen::start(std::vector<std::string> args, const Options& o, bool f
       }
     }
     s->proc = std::make_unique<detail::Process>(detail::spawn(rq));
+    if (s->pty.is_open()) s->pty.started(s->proc->exit_handle());
   } catch (const detail::SpawnFailure& f) {
     throw SpawnError(std::error_code(f.code, detail::spawn_error_category()), f.program, o.cwd,
                      f.message);

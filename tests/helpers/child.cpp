@@ -45,8 +45,12 @@
 //   trap-term                  ignore SIGTERM via a handler, then print "trapped"
 //   check-stdio                print whether fds 0, 1 and 2 are open
 //   touch PATH                 create or truncate the file PATH
-//   isatty                     print "in=0|1 out=0|1 err=0|1" (whether each is a terminal)
-//   winsize                    print the terminal size of stdout as "ROWSxCOLS" (POSIX)
+//   isatty                     print "in=0|1 out=0|1 err=0|1" (whether each is a terminal;
+//                              Windows: a console)
+//   winsize                    print the terminal size of stdout as "ROWSxCOLS" (Windows: the
+//                              console window's)
+//   console                    Windows: from here on a NULL standard handle means the console's
+//                              own, as Windows gives a pseudo-console child (Wine does not)
 //   prompt TEXT                write TEXT (no newline), read one line, print "got:LINE"
 //   term-cleanup TEXT          on SIGTERM: write TEXT to stdout and exit 0 (POSIX; Windows:
 //                              Ctrl+Break does the same)
@@ -126,8 +130,29 @@ enum class Stream { out, err };
 
 #ifdef _WIN32
 
+// Set by the op "console": a NULL standard handle means the console's own (CONIN$/CONOUT$).
+// Windows gives a child of a pseudo-console (proc::pty) the console's handles for the NULL
+// ones it was started with; Wine leaves them NULL, so the tests of proc::pty say "console".
+bool console_fallback = false;
+
+HANDLE console_handle(bool input) {
+  static HANDLE in = INVALID_HANDLE_VALUE, out = INVALID_HANDLE_VALUE;
+  HANDLE& h = input ? in : out;
+  if (h == INVALID_HANDLE_VALUE)
+    h = CreateFileW(input ? L"CONIN$" : L"CONOUT$", GENERIC_READ | GENERIC_WRITE,
+                    FILE_SHARE_READ | FILE_SHARE_WRITE, nullptr, OPEN_EXISTING, 0, nullptr);
+  return h;
+}
+
+HANDLE std_handle_or_console(DWORD which) {
+  HANDLE h = GetStdHandle(which);
+  if ((h == nullptr || h == INVALID_HANDLE_VALUE) && console_fallback)
+    h = console_handle(which == STD_INPUT_HANDLE);
+  return h;
+}
+
 HANDLE std_handle(Stream s) {
-  return GetStdHandle(s == Stream::out ? STD_OUTPUT_HANDLE : STD_ERROR_HANDLE);
+  return std_handle_or_console(s == Stream::out ? STD_OUTPUT_HANDLE : STD_ERROR_HANDLE);
 }
 
 // Writes all of data; returns false on any failure (e.g. a broken pipe or a closed handle).
@@ -147,7 +172,7 @@ bool write_all(Stream s, const char* data, std::size_t len) {
 // Reads up to len bytes from stdin. Returns the number of bytes read, 0 at EOF (including a
 // broken pipe, which is how the end of a pipe shows up on Windows) and -1 on error.
 long long read_in(char* buf, std::size_t len) {
-  HANDLE h = GetStdHandle(STD_INPUT_HANDLE);
+  HANDLE h = std_handle_or_console(STD_INPUT_HANDLE);
   if (h == nullptr || h == INVALID_HANDLE_VALUE) return -1;
   DWORD got = 0;
   if (!ReadFile(h, buf, static_cast<DWORD>(std::min<std::size_t>(len, 1u << 30)), &got, nullptr)) {
@@ -743,6 +768,10 @@ void run(ArgCursor& args) {
       put(Stream::out, args.next(op));
     } else if (op == "err") {
       put(Stream::err, args.next(op));
+    } else if (op == "console") {
+#ifdef _WIN32
+      console_fallback = true;
+#endif
     } else if (op == "outln") {
       put(Stream::out, args.next(op) + "\n");
     } else if (op == "errln") {
@@ -797,14 +826,22 @@ void run(ArgCursor& args) {
       touch(args.next(op));
     } else if (op == "isatty") {
 #ifdef _WIN32
-      auto tty = [](int fd) { return _isatty(fd) ? "1" : "0"; };
+      auto tty = [](int fd) {
+        const DWORD ids[3] = {STD_INPUT_HANDLE, STD_OUTPUT_HANDLE, STD_ERROR_HANDLE};
+        DWORD mode = 0;
+        return GetConsoleMode(std_handle_or_console(ids[fd]), &mode) ? "1" : "0";
+      };
 #else
       auto tty = [](int fd) { return ::isatty(fd) ? "1" : "0"; };
 #endif
       put(Stream::out, std::string("in=") + tty(0) + " out=" + tty(1) + " err=" + tty(2) + "\n");
     } else if (op == "winsize") {
 #ifdef _WIN32
-      put(Stream::out, "n/a\n");
+      CONSOLE_SCREEN_BUFFER_INFO info{};
+      if (!GetConsoleScreenBufferInfo(std_handle(Stream::out), &info))
+        die(97, "GetConsoleScreenBufferInfo");
+      put(Stream::out, std::to_string(info.srWindow.Bottom - info.srWindow.Top + 1) + "x" +
+                           std::to_string(info.srWindow.Right - info.srWindow.Left + 1) + "\n");
 #else
       winsize ws{};
       if (ioctl(1, TIOCGWINSZ, &ws) != 0) die(97, "TIOCGWINSZ");

@@ -30,6 +30,7 @@
 #include <filesystem>
 #include <string>
 #include <system_error>
+#include <utility>
 
 #include "proc/config.hpp"
 #include "proc/detail/posix/syscall.hpp"
@@ -162,13 +163,6 @@ inline std::size_t read_some(native_handle h, char* buf, std::size_t n) {
   return static_cast<std::size_t>(r);
 }
 
-/// A new pseudo-terminal: the master (the parent's end) and the slave (the child's), both
-/// close-on-exec, the slave not made our own controlling terminal. Its size is set.
-struct PtyPair {
-  native_handle master = invalid_handle;
-  native_handle slave = invalid_handle;
-};
-
 inline void resize_pty(native_handle master, unsigned short rows, unsigned short cols) {
   winsize ws{};
   ws.ws_row = rows;
@@ -176,28 +170,66 @@ inline void resize_pty(native_handle master, unsigned short rows, unsigned short
   if (::ioctl(master, TIOCSWINSZ, &ws) < 0) throw_errno(errno, "proc: ioctl(TIOCSWINSZ)");
 }
 
-inline PtyPair make_pty(unsigned short rows, unsigned short cols) {
-  PtyPair p;
-  p.master = PROC_SYS(open, ::open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC));
-  if (p.master < 0) throw_errno(errno, "proc: cannot open a pseudo-terminal (/dev/ptmx)");
-  try {
-    if (::grantpt(p.master) < 0 || ::unlockpt(p.master) < 0)
-      throw_errno(errno, "proc: grantpt/unlockpt");
-#if defined(TIOCGPTPEER)
-    p.slave = ::ioctl(p.master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);  // no name race
-#endif
-    if (p.slave < 0) {
-      char name[128];
-      if (::ptsname_r(p.master, name, sizeof name) != 0) throw_errno(errno, "proc: ptsname_r");
-      p.slave = PROC_SYS(open, ::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
-      if (p.slave < 0) throw_errno(errno, std::string("proc: cannot open ") + name);
+/// The parent's side of a pseudo-terminal: the master (owned).
+class PtyMaster {
+ public:
+  PtyMaster() = default;
+  explicit PtyMaster(native_handle fd) noexcept : fd_(fd) {}
+  PtyMaster(PtyMaster&& o) noexcept : fd_(std::exchange(o.fd_, invalid_handle)) {}
+  PtyMaster& operator=(PtyMaster&& o) noexcept {
+    if (this != &o) {
+      if (fd_ != invalid_handle) close_handle(fd_);
+      fd_ = std::exchange(o.fd_, invalid_handle);
     }
-    resize_pty(p.master, rows, cols);
+    return *this;
+  }
+  ~PtyMaster() {
+    if (fd_ != invalid_handle) close_handle(fd_);
+  }
+
+  [[nodiscard]] bool is_open() const noexcept { return fd_ != invalid_handle; }
+  /// A new descriptor for the parent's end of any stream: the master, duplicated.
+  [[nodiscard]] native_handle parent_end(int /*stream*/) const { return duplicate(fd_); }
+  void resize(unsigned short rows, unsigned short cols) { resize_pty(fd_, rows, cols); }
+  /// Nothing to do once the child runs (the master reads EIO when the terminal is gone).
+  void started(native_handle /*exit_handle*/) noexcept {}
+
+ private:
+  native_handle fd_ = invalid_handle;
+};
+
+/// A new pseudo-terminal: the master (the parent's end) and the slave (the child's, to be closed
+/// by the caller once the child has it), both close-on-exec, the slave not made our own
+/// controlling terminal. Its size is set. `child` is what the child gets as its standard
+/// streams and controlling terminal: the slave.
+struct PtyPair {
+  PtyMaster master;
+  native_handle slave = invalid_handle;
+  native_handle child = invalid_handle;
+};
+
+inline PtyPair make_pty(unsigned short rows, unsigned short cols, bool /*read_output*/) {
+  native_handle master = PROC_SYS(open, ::open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC));
+  if (master < 0) throw_errno(errno, "proc: cannot open a pseudo-terminal (/dev/ptmx)");
+  PtyPair p;
+  p.master = PtyMaster(master);
+  if (::grantpt(master) < 0 || ::unlockpt(master) < 0) throw_errno(errno, "proc: grantpt/unlockpt");
+#if defined(TIOCGPTPEER)
+  p.slave = ::ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);  // no name race
+#endif
+  if (p.slave < 0) {
+    char name[128];
+    if (::ptsname_r(master, name, sizeof name) != 0) throw_errno(errno, "proc: ptsname_r");
+    p.slave = PROC_SYS(open, ::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (p.slave < 0) throw_errno(errno, std::string("proc: cannot open ") + name);
+  }
+  try {
+    resize_pty(master, rows, cols);
   } catch (...) {
-    close_handle(p.master);
     close_handle(p.slave);
     throw;
   }
+  p.child = p.slave;
   return p;
 }
 

@@ -173,22 +173,6 @@ inline native_handle standard_handle(int i) noexcept {
 /// Pipe buffers are sized at creation on Windows: nothing to grow.
 inline void grow_pipe(native_handle /*h*/, int /*bytes*/) noexcept {}
 
-/// A pseudo-console (ConPTY) for `proc::pty`: not built yet on Windows (see docs/windows.md).
-struct PtyPair {
-  native_handle master = invalid_handle;
-  native_handle slave = invalid_handle;
-};
-inline PtyPair make_pty(unsigned short, unsigned short) {
-  throw std::system_error(std::make_error_code(std::errc::function_not_supported),
-                          "proc: proc::pty needs ConPTY (CreatePseudoConsole), which proc does "
-                          "not use on Windows yet");
-}
-inline void resize_pty(native_handle, unsigned short, unsigned short) {
-  throw std::system_error(std::make_error_code(std::errc::function_not_supported),
-                          "proc: resize_terminal needs ConPTY, which proc does not use on "
-                          "Windows yet");
-}
-
 /// Whether a failed ReadFile's error means end of stream.
 inline bool is_end_of_stream(DWORD e) noexcept {
   return e == ERROR_BROKEN_PIPE || e == ERROR_HANDLE_EOF || e == ERROR_PIPE_NOT_CONNECTED;

@@ -5,6 +5,7 @@
 
 #include "proc/detail/windows/environ.hpp"
 #include "proc/detail/windows/handle.hpp"
+#include "proc/detail/windows/pty.hpp"
 #include "proc/detail/windows/pump.hpp"
 #include "proc/detail/windows/quote.hpp"
 #include "proc/detail/windows/signals.hpp"

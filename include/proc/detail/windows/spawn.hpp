@@ -4,7 +4,8 @@
 // Calls: CreateProcessW (CREATE_SUSPENDED, CREATE_UNICODE_ENVIRONMENT,
 // EXTENDED_STARTUPINFO_PRESENT, CREATE_NEW_PROCESS_GROUP, the caller's creation_flags;
 // STARTF_USESHOWWINDOW + SW_HIDE for hide_window), InitializeProcThreadAttributeList,
-// UpdateProcThreadAttribute (PROC_THREAD_ATTRIBUTE_HANDLE_LIST), DeleteProcThreadAttributeList,
+// UpdateProcThreadAttribute (PROC_THREAD_ATTRIBUTE_HANDLE_LIST, PROC_THREAD_ATTRIBUTE_PSEUDOCONSOLE
+// for proc::pty: see pty.hpp), DeleteProcThreadAttributeList,
 // DuplicateHandle, GetStdHandle, GetHandleInformation, SetHandleInformation, CreateJobObjectW,
 // SetInformationJobObject, AssignProcessToJobObject, ResumeThread, TerminateProcess,
 // GetFileAttributesW, GetSystemDirectoryW, GetWindowsDirectoryW, GetFileType.
@@ -47,6 +48,7 @@
 #include "proc/detail/spawn_request.hpp"
 #include "proc/detail/windows/environ.hpp"
 #include "proc/detail/windows/handle.hpp"
+#include "proc/detail/windows/pty.hpp"
 #include "proc/detail/windows/quote.hpp"
 #include "proc/detail/windows/signals.hpp"
 #include "proc/detail/windows/win32.hpp"
@@ -275,20 +277,27 @@ inline bool is_console_pseudo_handle(HANDLE h) noexcept {
   return (reinterpret_cast<std::uintptr_t>(h) & 3) == 3 && ::GetFileType(h) == FILE_TYPE_CHAR;
 }
 
-/// A PROC_THREAD_ATTRIBUTE_LIST naming the handles a child may inherit.
+/// A PROC_THREAD_ATTRIBUTE_LIST naming the handles a child may inherit (when `handles` is not
+/// empty) and the pseudo-console it is attached to (when `console` is not null).
 class HandleListAttribute {
  public:
-  explicit HandleListAttribute(std::vector<HANDLE> handles) : handles_(std::move(handles)) {
+  HandleListAttribute(std::vector<HANDLE> handles, void* console)
+      : handles_(std::move(handles)), console_(console) {
+    const DWORD count = (handles_.empty() ? 0 : 1) + (console_ ? 1 : 0);
     SIZE_T size = 0;
-    ::InitializeProcThreadAttributeList(nullptr, 1, 0, &size);
+    ::InitializeProcThreadAttributeList(nullptr, count, 0, &size);
     buf_.resize(size);
     auto* list = get();
-    if (!::InitializeProcThreadAttributeList(list, 1, 0, &size))
+    if (!::InitializeProcThreadAttributeList(list, count, 0, &size))
       throw_last_error("proc: InitializeProcThreadAttributeList");
     initialized_ = true;
-    if (!::UpdateProcThreadAttribute(list, 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, handles_.data(),
+    if (!handles_.empty() &&
+        !::UpdateProcThreadAttribute(list, 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, handles_.data(),
                                      handles_.size() * sizeof(HANDLE), nullptr, nullptr))
       throw_last_error("proc: UpdateProcThreadAttribute(HANDLE_LIST)");
+    if (console_ && !::UpdateProcThreadAttribute(list, 0, pseudoconsole_attribute, console_,
+                                                 sizeof console_, nullptr, nullptr))
+      throw_last_error("proc: UpdateProcThreadAttribute(PSEUDOCONSOLE)");
   }
   HandleListAttribute(const HandleListAttribute&) = delete;
   HandleListAttribute& operator=(const HandleListAttribute&) = delete;
@@ -301,6 +310,7 @@ class HandleListAttribute {
 
  private:
   std::vector<HANDLE> handles_;  // must outlive CreateProcessW: the list points into it
+  void* console_;
   std::vector<char> buf_;
   bool initialized_ = false;
 };
@@ -385,6 +395,11 @@ inline SpawnResult spawn(const SpawnRequest& rq) {
         "proc: with shell = true, Windows takes the one command string only (cmd.exe has no "
         "positional parameters); put the arguments into the command");
 
+  if (rq.ctty && (rq.creation_flags & (CREATE_NEW_CONSOLE | DETACHED_PROCESS | CREATE_NO_WINDOW)))
+    throw std::invalid_argument(
+        "proc: creation_flags = " + std::to_string(rq.creation_flags) +
+        " asks for another console (CREATE_NEW_CONSOLE, DETACHED_PROCESS or CREATE_NO_WINDOW), "
+        "but a proc::pty child is attached to its pseudo-console");
   std::optional<NativeEnvironment> env;
   std::optional<std::wstring> path, pathext;
   if (rq.env) {
@@ -442,6 +457,7 @@ inline SpawnResult spawn(const SpawnRequest& rq) {
         child_std[2] = child_std[1];
         continue;
       }
+      if (rq.ctty && rq.stdio[i] == *rq.ctty) continue;  // NULL: the pseudo-console's own
       HANDLE src = rq.stdio[i] != invalid_handle ? rq.stdio[i] : ::GetStdHandle(std_ids[i]);
       if (src == nullptr || src == INVALID_HANDLE_VALUE) continue;  // the parent has none either
       HANDLE dup = nullptr;
@@ -459,7 +475,9 @@ inline SpawnResult spawn(const SpawnRequest& rq) {
     }
     InheritForSpawn passed(rq, inherited);  // flags restored before the lock is released
     std::optional<HandleListAttribute> attribute;
-    if (rq.close_fds && !inherited.empty()) attribute.emplace(inherited);
+    void* console = rq.ctty ? *rq.ctty : nullptr;
+    if ((rq.close_fds && !inherited.empty()) || console)
+      attribute.emplace(rq.close_fds ? inherited : std::vector<HANDLE>{}, console);
     // Console pseudo handles (Windows 7) cannot be listed; when they are all the child gets,
     // it inherits without a list (the lock still keeps other spawns' duplicates out).
     const bool inherit_all = !rq.close_fds || (inherited.empty() && any_pseudo);
@@ -489,7 +507,8 @@ inline SpawnResult spawn(const SpawnRequest& rq) {
   SpawnResult r;
   r.pid = pi.dwProcessId;
   r.group_leader = group;
-  r.own_console = (flags & (CREATE_NEW_CONSOLE | DETACHED_PROCESS | CREATE_NO_WINDOW)) != 0;
+  r.own_console =
+      rq.ctty || (flags & (CREATE_NEW_CONSOLE | DETACHED_PROCESS | CREATE_NO_WINDOW)) != 0;
   r.kill_on_close = rq.kill_on_parent_exit;
   r.process.reset(pi.hProcess);
   UniqueHandle thread(pi.hThread);
