@@ -97,8 +97,10 @@ class SegmentLock {
     LockResult r = mutex_.lock(try_only, until);
     switch (r) {
       case LockResult::acquired:
-        // Poisoned while this thread waited: on Windows the kernel mutex itself stays usable.
-        if (header()->poisoned.load(std::memory_order_acquire) != 0) {
+        // Poisoned while this thread waited: a kernel mutex (Windows) stays usable, where a
+        // robust pthread mutex left inconsistent refuses everyone (ENOTRECOVERABLE).
+        if (!ProcessMutex::keeps_poison &&
+            header()->poisoned.load(std::memory_order_acquire) != 0) {
           mutex_.unlock();
           throw_poisoned(who);
         }

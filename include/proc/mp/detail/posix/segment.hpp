@@ -199,6 +199,8 @@ using MutexState = RobustMutex;
 class ProcessMutex {
  public:
   static constexpr bool has_handle = false;
+  /// A holder's death left unrepaired makes the mutex itself refuse every later locker.
+  static constexpr bool keeps_poison = true;
 
   ProcessMutex() = default;
   /// Initialises the mutex of a new (zero-filled) segment.

@@ -128,6 +128,8 @@ class ProcessMutex {
  public:
   /// Whether the mutex has a handle of its own to pass to a child next to the segment's.
   static constexpr bool has_handle = true;
+  /// A kernel mutex is usable again once acquired: poisoning is the segment's flag alone.
+  static constexpr bool keeps_poison = false;
 
   ProcessMutex() = default;
   /// A new mutex for a new (zero-filled) segment.
