@@ -1,8 +1,9 @@
 // Many children at once (SPEC §9, §11):
 //
 //   - run_all of N `bench_noop`s at jobs = 2, against N sequential raw posix_spawn+waitpid / 2
-//     (target <= 1.10x), a thread per child (two at a time, each proc::run), and raw posix_spawn
-//     with two waiting threads;
+//     (target <= 1.10x), a thread per child (two at a time, each proc::run), raw posix_spawn
+//     with two waiting threads, and raw posix_spawn from one thread's ppoll loop over pidfds
+//     (run_all's own shape, by hand);
 //   - wait_any over 100 running children, one of which has exited, against a raw ppoll over
 //     their pidfds and a waitid of the ready one.
 //
@@ -60,6 +61,33 @@ int main(int argc, char** argv) {
            }
            for (auto& t : ts) t.join();
            BENCH_CHECK(bad == 0);
+         },
+         1},
+        {"raw one-thread loop: posix_spawn, ppoll over 2 pidfds",
+         // What run_all does, by hand: one thread keeps 2 children running and sleeps in one
+         // ppoll over their pidfds. The cost of one thread starting every child in turn.
+         [&] {
+           int started = 0, done = 0;
+           pollfd fds[2];
+           pid_t pids[2];
+           auto start = [&](int k) {
+             pids[k] = bench::raw_spawn(noop.c_str(), noop_argv);
+             fds[k] = {static_cast<int>(::syscall(SYS_pidfd_open, pids[k], 0)), POLLIN, 0};
+             BENCH_CHECK(fds[k].fd >= 0);
+             ++started;
+           };
+           for (int k = 0; k < 2 && started < n; ++k) start(k);
+           while (done < n) {
+             BENCH_CHECK(::ppoll(fds, 2, nullptr, nullptr) >= 1);
+             for (int k = 0; k < 2; ++k) {
+               if (fds[k].fd < 0 || !fds[k].revents) continue;
+               BENCH_CHECK(bench::raw_wait(pids[k]) == 0);
+               ::close(fds[k].fd);
+               fds[k] = {-1, 0, 0};
+               ++done;
+               if (started < n) start(k);
+             }
+           }
          },
          1},
         {"raw posix_spawn, 2 threads",
