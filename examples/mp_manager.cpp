@@ -9,15 +9,6 @@
 #include <string>
 #include <vector>
 
-#if defined(_WIN32)
-
-int main() {
-  fmt::print("proc::mp::Manager is not available on Windows yet\n");
-  return 0;
-}
-
-#else
-
 namespace mp = proc::mp;
 using Dict = mp::SharedDict<std::string, int>;
 
@@ -99,5 +90,3 @@ int main() {
   // [gone]
   return with_add == 0 && with_cas == 0 && with_lock == 0 ? 0 : 1;
 }
-
-#endif

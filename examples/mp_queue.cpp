@@ -9,7 +9,6 @@
 
 namespace mp = proc::mp;
 
-#if !defined(PROC_WINDOWS)
 // [queue]
 struct Job {
   int producer;
@@ -42,9 +41,3 @@ int main() {
   return total == 3L * 1000 * 1001 / 2 ? 0 : 1;
 }
 // [queue]
-#else
-int main() {
-  mp::init();
-  fmt::print("proc::mp::Queue is not available on Windows yet\n");
-}
-#endif

@@ -12,7 +12,6 @@
 namespace mp = proc::mp;
 using namespace std::chrono_literals;
 
-#if !defined(PROC_WINDOWS)
 // [counter]
 // A plain counter in shared memory, guarded by a Lock passed to each process.
 void deposit(mp::Lock lock, mp::SharedMemory account, int times) {
@@ -74,9 +73,3 @@ int main() {
   // [owner_died]
   return balance == 40000 && hits.load() == 4000 && guard.previous_owner_died() ? 0 : 1;
 }
-#else
-int main() {
-  mp::init();
-  fmt::print("proc::mp::Lock and Shared are not available on Windows yet\n");
-}
-#endif
