@@ -257,6 +257,60 @@ inline void write_error_reply(Writer& w) {
   w.write(what);
 }
 
+/// True while this thread encodes a request's key or value (a SharedDict inside one would
+/// call back into its own connection).
+inline bool& encoding_request() noexcept {
+  thread_local bool on = false;
+  return on;
+}
+
+/// Fills `w` with request `op` and what `encode(Writer&)` writes after it. A key or value that
+/// carries a handle (Connection, Lock, ...) is refused.
+template <class Encode>
+void write_request(Writer& w, Op op, const char* what, Encode&& encode) {
+  w.clear();
+  w.write_u8(static_cast<std::uint8_t>(op));
+  {
+    struct Encoding {
+      Encoding() { encoding_request() = true; }
+      ~Encoding() { encoding_request() = false; }
+    } scope;
+    encode(w);
+  }
+  if (!w.handles().empty()) {
+    w.clear();
+    throw std::logic_error(std::string("proc::mp::SharedDict::") + what +
+                           ": a key or value cannot carry a Connection, Lock or other resource");
+  }
+}
+
+/// The payload of a whole reply as `decode(Reader&)` reads it; an error reply (the twin of
+/// write_error_reply) is rethrown as SerializationError or RemoteError.
+template <class Decode>
+auto read_reply(const std::string& reply, Decode&& decode) {
+  Reader r(reply);
+  if (static_cast<Status>(r.read_u8()) != Status::ok) {
+    auto type = r.read<std::string>();
+    auto message = r.read<std::string>();
+    if (type == "SerializationError") throw SerializationError(message);
+    throw RemoteError(std::move(type), std::move(message));
+  }
+  if constexpr (std::is_void_v<decltype(decode(r))>) {
+    decode(r);
+    expect_end(r);
+  } else {
+    auto result = decode(r);
+    expect_end(r);
+    return result;
+  }
+}
+
+/// What a proxy's call throws once its connection to the manager is gone.
+inline ManagerGone manager_gone(const char* what) {
+  return ManagerGone(std::string("proc::mp::SharedDict::") + what +
+                     ": the manager is gone (shut down, or its process ended)");
+}
+
 }  // namespace detail::mgr
 }  // namespace proc::mp
 
@@ -460,7 +514,7 @@ class SharedDict {
   // serves. This proxy object keeps the returned end open until it is destroyed (a Process
   // destroys its copies of the arguments once the child has inherited them).
   proc::detail::native_handle pass_handle() const {
-    if (detail::mgr::ProxyState::encoding())
+    if (detail::mgr::encoding_request())
       throw std::logic_error(
           "proc::mp::SharedDict: a SharedDict cannot be a key or value of a SharedDict");
     proc::detail::native_handle h = detail::mgr::pass_connection(state("pass"));

@@ -179,21 +179,8 @@ class ProxyState {
   auto call(const char* what, Op op, Encode&& encode, Decode&& decode,
             native_handle pass = proc::detail::invalid_handle) {
     std::lock_guard lock(m_);
-    if (fd_ == proc::detail::invalid_handle) throw gone(what);
-    w_.clear();
-    w_.write_u8(static_cast<std::uint8_t>(op));
-    {
-      struct Encoding {  // a SharedDict inside a key or value would call back in here
-        Encoding() { encoding() = true; }
-        ~Encoding() { encoding() = false; }
-      } scope;
-      encode(w_);
-    }
-    if (!w_.handles().empty()) {
-      w_.clear();
-      throw std::logic_error(std::string("proc::mp::SharedDict::") + what +
-                             ": a key or value cannot carry a Connection, Lock or other resource");
-    }
+    if (fd_ == proc::detail::invalid_handle) throw manager_gone(what);
+    write_request(w_, op, what, encode);
     bool ok = send_packets(fd_, w_.segments(), 0, false, pass).has_value();
     w_.clear();  // drop references to the caller's big values
     reply_.clear();
@@ -212,37 +199,12 @@ class ProxyState {
     if (!ok) {
       proc::detail::close_handle(fd_);
       fd_ = proc::detail::invalid_handle;
-      throw gone(what);
+      throw manager_gone(what);
     }
-    Reader r(reply_);
-    if (static_cast<Status>(r.read_u8()) != Status::ok) {
-      auto type = r.read<std::string>();
-      auto message = r.read<std::string>();
-      if (type == "SerializationError") throw SerializationError(message);
-      throw RemoteError(std::move(type), std::move(message));
-    }
-    if constexpr (std::is_void_v<decltype(decode(r))>) {
-      decode(r);
-      expect_end(r);
-    } else {
-      auto result = decode(r);
-      expect_end(r);
-      return result;
-    }
-  }
-
-  /// True while this thread encodes a request's key or value.
-  static bool& encoding() noexcept {
-    thread_local bool on = false;
-    return on;
+    return read_reply(reply_, decode);
   }
 
  private:
-  static ManagerGone gone(const char* what) {
-    return ManagerGone(std::string("proc::mp::SharedDict::") + what +
-                       ": the manager is gone (shut down, or its process ended)");
-  }
-
   std::mutex m_;
   native_handle fd_;
   Writer w_;

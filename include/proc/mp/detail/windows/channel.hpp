@@ -4,9 +4,10 @@
 //
 // Calls: CreateNamedPipeW (PIPE_TYPE_BYTE, FILE_FLAG_OVERLAPPED, FILE_FLAG_FIRST_PIPE_INSTANCE,
 // one instance, PIPE_REJECT_REMOTE_CLIENTS), CreateFileW (the other end, FILE_FLAG_OVERLAPPED),
-// ConnectNamedPipe, ReadFile, WriteFile, GetOverlappedResult, CancelIoEx, PeekNamedPipe,
-// GetFileType, SetHandleInformation, CreateEventW, SetEvent, ResetEvent, WaitForSingleObject,
-// WaitForMultipleObjects (through proc::detail::wait_for_any), CloseHandle.
+// ConnectNamedPipe, SetNamedPipeHandleState (the message-mode pipes that named_pipe_pair also
+// makes for queue.hpp and manager.hpp), ReadFile, WriteFile, GetOverlappedResult, CancelIoEx,
+// PeekNamedPipe, GetFileType, SetHandleInformation, CreateEventW, SetEvent, ResetEvent,
+// WaitForSingleObject, WaitForMultipleObjects (through proc::detail::wait_for_any), CloseHandle.
 //
 // Why named pipes: anonymous pipes have no overlapped I/O, so a read could be neither timed out
 // nor waited for together with other handles. A named pipe opened with FILE_FLAG_OVERLAPPED can
@@ -169,32 +170,50 @@ inline std::wstring unique_pipe_name() {
          std::to_wstring(n) + L"-" + std::to_wstring(r);
 }
 
-inline HandlePair channel_pair(bool duplex) {
+/// How a pipe from named_pipe_pair is made.
+struct PipeShape {
+  bool duplex;        // PIPE_ACCESS_DUPLEX, else PIPE_ACCESS_INBOUND (the client only writes)
+  bool message;       // PIPE_TYPE_MESSAGE (both ends read in message mode), else bytes
+  DWORD buffer_size;  // each direction's
+  const char* who;    // for error messages: "proc::mp", "proc::mp::Queue", ...
+};
+
+/// A new named pipe that only this process holds: `first` its server end, `second` its client
+/// end, both overlapped and not inheritable (see the header for why nobody else can connect).
+inline HandlePair named_pipe_pair(const PipeShape& shape) {
+  const std::string who = shape.who;
   for (int attempt = 0;; ++attempt) {
     const std::wstring name = unique_pipe_name();
-    proc::detail::UniqueHandle server(::CreateNamedPipeW(
-        name.c_str(),
-        (duplex ? PIPE_ACCESS_DUPLEX : PIPE_ACCESS_INBOUND) | FILE_FLAG_OVERLAPPED |
-            FILE_FLAG_FIRST_PIPE_INSTANCE,
-        PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS, 1,
-        channel_buffer_size, channel_buffer_size, 0, nullptr));
+    const DWORD type = shape.message ? (PIPE_TYPE_MESSAGE | PIPE_READMODE_MESSAGE)
+                                     : (PIPE_TYPE_BYTE | PIPE_READMODE_BYTE);
+    proc::detail::UniqueHandle server(
+        ::CreateNamedPipeW(name.c_str(),
+                           (shape.duplex ? PIPE_ACCESS_DUPLEX : PIPE_ACCESS_INBOUND) |
+                               FILE_FLAG_OVERLAPPED | FILE_FLAG_FIRST_PIPE_INSTANCE,
+                           type | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS, 1, shape.buffer_size,
+                           shape.buffer_size, 0, nullptr));
     if (!server) {
       DWORD e = ::GetLastError();
       // The name exists already (ERROR_ACCESS_DENIED / ERROR_PIPE_BUSY): try another one.
       if ((e == ERROR_ACCESS_DENIED || e == ERROR_PIPE_BUSY) && attempt < 100) continue;
-      proc::detail::throw_win32(e, "proc::mp: CreateNamedPipe");
+      proc::detail::throw_win32(e, who + ": CreateNamedPipe");
     }
     // SECURITY_ANONYMOUS: the server end may not impersonate us (it is ours, but say so).
     proc::detail::UniqueHandle client(::CreateFileW(
         name.c_str(),
-        duplex ? (GENERIC_READ | GENERIC_WRITE) : (GENERIC_WRITE | FILE_READ_ATTRIBUTES), 0,
+        shape.duplex ? (GENERIC_READ | GENERIC_WRITE) : (GENERIC_WRITE | FILE_READ_ATTRIBUTES), 0,
         nullptr, OPEN_EXISTING, FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_ANONYMOUS,
         nullptr));
     if (!client) {
       DWORD e = ::GetLastError();
       // Someone else connected first (the one instance is busy): not our pipe; make another.
       if (e == ERROR_PIPE_BUSY && attempt < 100) continue;
-      proc::detail::throw_win32(e, "proc::mp: CreateFile (pipe client)");
+      proc::detail::throw_win32(e, who + ": CreateFile (pipe client)");
+    }
+    if (shape.message && shape.duplex) {
+      DWORD mode = PIPE_READMODE_MESSAGE;  // a client end opens in byte read mode
+      if (!::SetNamedPipeHandleState(client.get(), &mode, nullptr, nullptr))
+        proc::detail::throw_last_error(who + ": SetNamedPipeHandleState");
     }
     PooledEvent event;
     OVERLAPPED ov{};
@@ -206,10 +225,14 @@ inline HandlePair channel_pair(bool duplex) {
         e = ::GetLastError();
       else if (e == ERROR_IO_PENDING)
         e = ERROR_PIPE_CONNECTED;
-      if (e != ERROR_PIPE_CONNECTED) proc::detail::throw_win32(e, "proc::mp: ConnectNamedPipe");
+      if (e != ERROR_PIPE_CONNECTED) proc::detail::throw_win32(e, who + ": ConnectNamedPipe");
     }
     return {server.release(), client.release()};
   }
+}
+
+inline HandlePair channel_pair(bool duplex) {
+  return named_pipe_pair({duplex, false, channel_buffer_size, "proc::mp"});
 }
 
 inline void close_channel(native_handle h) noexcept { proc::detail::close_handle(h); }

@@ -3,12 +3,13 @@
 // and the proxy's side of a call. Included by manager.hpp after the parts both back ends share
 // (Op, Status, DictBase, write_error_reply).
 //
-// Calls: CreateNamedPipeW (PIPE_ACCESS_DUPLEX, PIPE_TYPE_MESSAGE | PIPE_READMODE_MESSAGE,
-// FILE_FLAG_OVERLAPPED, FILE_FLAG_FIRST_PIPE_INSTANCE, one instance, PIPE_REJECT_REMOTE_CLIENTS),
-// CreateFileW, SetNamedPipeHandleState (PIPE_READMODE_MESSAGE), ConnectNamedPipe, ReadFile,
-// WriteFile, GetOverlappedResult, CancelIoEx, GetFileType, GetNamedPipeInfo, OpenProcess
-// (PROCESS_DUP_HANDLE), DuplicateHandle (DUPLICATE_CLOSE_SOURCE), WaitForMultipleObjects
-// (through proc::detail::wait_for_any), CloseHandle.
+// Calls: CreateNamedPipeW (through channel.hpp's named_pipe_pair; PIPE_ACCESS_DUPLEX,
+// PIPE_TYPE_MESSAGE | PIPE_READMODE_MESSAGE, FILE_FLAG_OVERLAPPED, FILE_FLAG_FIRST_PIPE_INSTANCE,
+// one instance, PIPE_REJECT_REMOTE_CLIENTS), CreateFileW, SetNamedPipeHandleState
+// (PIPE_READMODE_MESSAGE), ConnectNamedPipe, ReadFile, WriteFile, GetOverlappedResult, CancelIoEx,
+// GetFileType, GetNamedPipeInfo, OpenProcess (PROCESS_DUP_HANDLE), DuplicateHandle
+// (DUPLICATE_CLOSE_SOURCE), WaitForMultipleObjects (through proc::detail::wait_for_any),
+// CloseHandle.
 //
 // Design:
 // - One duplex message-mode named pipe per proxy connection (made as channel.hpp makes a
@@ -60,43 +61,7 @@ namespace proc::mp::detail::mgr {
 
 /// A new connection: `first` the manager's (server) end, `second` the proxy's (client) end.
 inline HandlePair manager_pipe_pair() {
-  for (int attempt = 0;; ++attempt) {
-    const std::wstring name = unique_pipe_name();
-    proc::detail::UniqueHandle server(::CreateNamedPipeW(
-        name.c_str(), PIPE_ACCESS_DUPLEX | FILE_FLAG_OVERLAPPED | FILE_FLAG_FIRST_PIPE_INSTANCE,
-        PIPE_TYPE_MESSAGE | PIPE_READMODE_MESSAGE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS, 1,
-        4 * packet_max, 4 * packet_max, 0, nullptr));
-    if (!server) {
-      DWORD e = ::GetLastError();
-      if ((e == ERROR_ACCESS_DENIED || e == ERROR_PIPE_BUSY) && attempt < 100) continue;
-      proc::detail::throw_win32(e, "proc::mp::Manager: CreateNamedPipe");
-    }
-    proc::detail::UniqueHandle client(
-        ::CreateFileW(name.c_str(), GENERIC_READ | GENERIC_WRITE, 0, nullptr, OPEN_EXISTING,
-                      FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_ANONYMOUS, nullptr));
-    if (!client) {
-      DWORD e = ::GetLastError();
-      if (e == ERROR_PIPE_BUSY && attempt < 100) continue;  // someone else's: make another
-      proc::detail::throw_win32(e, "proc::mp::Manager: CreateFile (pipe client)");
-    }
-    DWORD mode = PIPE_READMODE_MESSAGE;
-    if (!::SetNamedPipeHandleState(client.get(), &mode, nullptr, nullptr))
-      proc::detail::throw_last_error("proc::mp::Manager: SetNamedPipeHandleState");
-    PooledEvent event;
-    OVERLAPPED ov{};
-    ov.hEvent = event.get();
-    if (!::ConnectNamedPipe(server.get(), &ov)) {
-      DWORD e = ::GetLastError();
-      DWORD ignored = 0;
-      if (e == ERROR_IO_PENDING && !::GetOverlappedResult(server.get(), &ov, &ignored, TRUE))
-        e = ::GetLastError();
-      else if (e == ERROR_IO_PENDING)
-        e = ERROR_PIPE_CONNECTED;
-      if (e != ERROR_PIPE_CONNECTED)
-        proc::detail::throw_win32(e, "proc::mp::Manager: ConnectNamedPipe");
-    }
-    return {server.release(), client.release()};
-  }
+  return named_pipe_pair({true, true, 4 * packet_max, "proc::mp::Manager"});
 }
 
 /// Whether `h` is the client end of a message-mode pipe (a proxy's connection).
@@ -180,21 +145,8 @@ class ProxyState {
   auto call(const char* what, Op op, Encode&& encode, Decode&& decode,
             native_handle /*pass*/ = invalid_handle) {
     std::lock_guard lock(m_);
-    if (h_ == invalid_handle) throw gone(what);
-    w_.clear();
-    w_.write_u8(static_cast<std::uint8_t>(op));
-    {
-      struct Encoding {  // a SharedDict inside a key or value would call back in here
-        Encoding() { encoding() = true; }
-        ~Encoding() { encoding() = false; }
-      } scope;
-      encode(w_);
-    }
-    if (!w_.handles().empty()) {
-      w_.clear();
-      throw std::logic_error(std::string("proc::mp::SharedDict::") + what +
-                             ": a key or value cannot carry a Connection, Lock or other resource");
-    }
+    if (h_ == invalid_handle) throw manager_gone(what);
+    write_request(w_, op, what, encode);
     bool ok = true;
     {
       const auto segs = w_.segments();
@@ -221,39 +173,14 @@ class ProxyState {
     if (!ok) {
       proc::detail::close_handle(h_);
       h_ = invalid_handle;
-      throw gone(what);
+      throw manager_gone(what);
     }
-    Reader r(reply_);
-    if (static_cast<Status>(r.read_u8()) != Status::ok) {
-      auto type = r.read<std::string>();
-      auto message = r.read<std::string>();
-      if (type == "SerializationError") throw SerializationError(message);
-      throw RemoteError(std::move(type), std::move(message));
-    }
-    if constexpr (std::is_void_v<decltype(decode(r))>) {
-      decode(r);
-      expect_end(r);
-    } else {
-      auto result = decode(r);
-      expect_end(r);
-      return result;
-    }
-  }
-
-  /// True while this thread encodes a request's key or value.
-  static bool& encoding() noexcept {
-    thread_local bool on = false;
-    return on;
+    return read_reply(reply_, decode);
   }
 
   [[nodiscard]] DWORD manager_pid() const noexcept { return manager_pid_; }
 
  private:
-  static ManagerGone gone(const char* what) {
-    return ManagerGone(std::string("proc::mp::SharedDict::") + what +
-                       ": the manager is gone (shut down, or its process ended)");
-  }
-
   std::mutex m_;
   native_handle h_;
   DWORD manager_pid_;

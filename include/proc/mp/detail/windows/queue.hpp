@@ -2,11 +2,12 @@
 // The Windows back end of proc::mp::Queue (queue.hpp): one message-mode named pipe and two kernel
 // mutexes, one for the writers and one for the readers.
 //
-// Calls: CreateNamedPipeW (PIPE_ACCESS_INBOUND, PIPE_TYPE_MESSAGE | PIPE_READMODE_MESSAGE,
-// FILE_FLAG_OVERLAPPED, FILE_FLAG_FIRST_PIPE_INSTANCE, one instance, PIPE_REJECT_REMOTE_CLIENTS),
-// CreateFileW (the writing end), ConnectNamedPipe, GetNamedPipeInfo, GetFileType, WriteFile,
-// ReadFile, GetOverlappedResult, CancelIoEx, CreateMutexW, DuplicateHandle,
-// WaitForSingleObject, WaitForMultipleObjects, ReleaseMutex, CloseHandle.
+// Calls: CreateNamedPipeW (through channel.hpp's named_pipe_pair; PIPE_ACCESS_INBOUND,
+// PIPE_TYPE_MESSAGE | PIPE_READMODE_MESSAGE, FILE_FLAG_OVERLAPPED, FILE_FLAG_FIRST_PIPE_INSTANCE,
+// one instance, PIPE_REJECT_REMOTE_CLIENTS), CreateFileW (the writing end), ConnectNamedPipe,
+// GetNamedPipeInfo, GetFileType, WriteFile, ReadFile, GetOverlappedResult, CancelIoEx,
+// CreateMutexW, DuplicateHandle, WaitForSingleObject, WaitForMultipleObjects, ReleaseMutex,
+// CloseHandle.
 //
 // Design:
 // - The pipe is made as channel.hpp makes a Connection's (a unique name, the first and only
@@ -368,47 +369,16 @@ inline std::pair<std::shared_ptr<QueueEnd>, std::shared_ptr<QueueEnd>> make_queu
   proc::detail::UniqueHandle readers(::CreateMutexW(nullptr, FALSE, nullptr));
   proc::detail::UniqueHandle writers(::CreateMutexW(nullptr, FALSE, nullptr));
   if (!readers || !writers) proc::detail::throw_last_error("proc::mp::Queue: CreateMutex");
-  for (int attempt = 0;; ++attempt) {
-    const std::wstring name = unique_pipe_name();
-    proc::detail::UniqueHandle server(::CreateNamedPipeW(
-        name.c_str(), PIPE_ACCESS_INBOUND | FILE_FLAG_OVERLAPPED | FILE_FLAG_FIRST_PIPE_INSTANCE,
-        PIPE_TYPE_MESSAGE | PIPE_READMODE_MESSAGE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS, 1,
-        queue_buffer_size, queue_buffer_size, 0, nullptr));
-    if (!server) {
-      DWORD e = ::GetLastError();
-      if ((e == ERROR_ACCESS_DENIED || e == ERROR_PIPE_BUSY) && attempt < 100) continue;
-      proc::detail::throw_win32(e, "proc::mp::Queue: CreateNamedPipe");
-    }
-    proc::detail::UniqueHandle client(
-        ::CreateFileW(name.c_str(), GENERIC_WRITE | FILE_READ_ATTRIBUTES, 0, nullptr, OPEN_EXISTING,
-                      FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_ANONYMOUS, nullptr));
-    if (!client) {
-      DWORD e = ::GetLastError();
-      if (e == ERROR_PIPE_BUSY && attempt < 100) continue;  // someone else's: make another
-      proc::detail::throw_win32(e, "proc::mp::Queue: CreateFile (pipe client)");
-    }
-    PooledEvent event;
-    OVERLAPPED ov{};
-    ov.hEvent = event.get();
-    if (!::ConnectNamedPipe(server.get(), &ov)) {
-      DWORD e = ::GetLastError();
-      DWORD ignored = 0;
-      if (e == ERROR_IO_PENDING && !::GetOverlappedResult(server.get(), &ov, &ignored, TRUE))
-        e = ::GetLastError();
-      else if (e == ERROR_IO_PENDING)
-        e = ERROR_PIPE_CONNECTED;
-      if (e != ERROR_PIPE_CONNECTED)
-        proc::detail::throw_win32(e, "proc::mp::Queue: ConnectNamedPipe");
-    }
-    HANDLE self = ::GetCurrentProcess(), watch = nullptr;
-    if (!::DuplicateHandle(self, writers.get(), self, &watch, 0, FALSE, DUPLICATE_SAME_ACCESS))
-      proc::detail::throw_last_error("proc::mp::Queue: DuplicateHandle");
-    auto rx = std::make_shared<QueueEnd>(server.get(), readers.get(), watch);
-    server.release(), readers.release();
-    auto tx = std::make_shared<QueueEnd>(client.get(), writers.get());
-    client.release(), writers.release();
-    return {std::move(rx), std::move(tx)};
-  }
+  HandlePair p = named_pipe_pair({false, true, queue_buffer_size, "proc::mp::Queue"});
+  proc::detail::UniqueHandle server(p.first), client(p.second);
+  HANDLE self = ::GetCurrentProcess(), watch = nullptr;
+  if (!::DuplicateHandle(self, writers.get(), self, &watch, 0, FALSE, DUPLICATE_SAME_ACCESS))
+    proc::detail::throw_last_error("proc::mp::Queue: DuplicateHandle");
+  auto rx = std::make_shared<QueueEnd>(server.get(), readers.get(), watch);
+  server.release(), readers.release();
+  auto tx = std::make_shared<QueueEnd>(client.get(), writers.get());
+  client.release(), writers.release();
+  return {std::move(rx), std::move(tx)};
 }
 
 /// The Writer for one message (its own: a thread_local one would be destroyed after mingw's
