@@ -13,7 +13,11 @@
 #include <thread>
 #include <vector>
 
-#if !defined(_WIN32)
+#if defined(_WIN32)
+#  include <windows.h>
+// After <windows.h>, which it needs.
+#  include <tlhelp32.h>
+#else
 #  include <dirent.h>
 #  include <fcntl.h>
 #  include <signal.h>
@@ -44,6 +48,37 @@ inline bool under_wine() {
   return false;
 #endif
 }
+
+#if defined(_WIN32)
+/// How many handles this process has open (Windows' count of descriptors). Wine's
+/// GetProcessHandleCount reports 0, so there the values a handle can have are tried one by one
+/// (multiples of 4, given out lowest first).
+inline int open_fd_count() {
+  DWORD n = 0;
+  if (::GetProcessHandleCount(::GetCurrentProcess(), &n) && n > 0) return static_cast<int>(n);
+  int found = 0;
+  for (std::uintptr_t v = 4; v < (std::uintptr_t{1} << 16); v += 4) {
+    DWORD flags = 0;
+    if (::GetHandleInformation(reinterpret_cast<HANDLE>(v), &flags)) ++found;
+  }
+  return found;
+}
+
+/// How many threads this process has.
+inline int threads_now() {
+  HANDLE snap = ::CreateToolhelp32Snapshot(TH32CS_SNAPTHREAD, 0);
+  if (snap == INVALID_HANDLE_VALUE) return -1;
+  const DWORD self = ::GetCurrentProcessId();
+  THREADENTRY32 e{};
+  e.dwSize = sizeof e;
+  int n = 0;
+  for (BOOL ok = ::Thread32First(snap, &e); ok; ok = ::Thread32Next(snap, &e))
+    if (e.th32OwnerProcessID == self) ++n;
+  ::CloseHandle(snap);
+  return n;
+}
+
+#endif
 
 #if !defined(_WIN32)
 /// How many descriptors this process has open.

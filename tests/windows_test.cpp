@@ -13,9 +13,6 @@
 
 #  include "test_support.hpp"
 
-// After <windows.h>:
-#  include <tlhelp32.h>
-
 using namespace std::chrono_literals;
 using test::cmd;
 using Clock = std::chrono::steady_clock;
@@ -583,23 +580,10 @@ TEST_CASE("windows: the child inherits only its three standard handles") {
 TEST_CASE("windows: pty children leave no handle or thread behind") {
   // Each pty child has a pseudo-console, two pipes and a thread that closes the console when
   // the child exits. 30 of them later the process has what it had before.
-  auto threads = [] {
-    DWORD n = 0;
-    HANDLE snap = CreateToolhelp32Snapshot(TH32CS_SNAPTHREAD, 0);
-    THREADENTRY32 te{};
-    te.dwSize = sizeof te;
-    for (BOOL ok = Thread32First(snap, &te); ok; ok = Thread32Next(snap, &te))
-      if (te.th32OwnerProcessID == GetCurrentProcessId()) ++n;
-    CloseHandle(snap);
-    return n;
-  };
-  auto handles = [] {
-    DWORD n = 0;
-    GetProcessHandleCount(GetCurrentProcess(), &n);
-    return n;
-  };
+  auto handles = [] { return test::open_fd_count(); };
+  auto threads = [] { return test::threads_now(); };
   proc::run(cmd({"console", "outln", "warm-up"}), {.out = proc::pty});  // one-time allocations
-  const DWORD h0 = handles(), t0 = threads();
+  const int h0 = handles(), t0 = threads();
   for (int i = 0; i < 30; ++i) {
     auto r = proc::run(cmd({"console", "outln", "x"}), {.in = proc::pty, .out = proc::pty});
     REQUIRE(r.returncode == 0);

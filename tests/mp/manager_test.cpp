@@ -121,14 +121,7 @@ Clock::duration time_of(F&& f) {
   return Clock::now() - t0;
 }
 
-// Descriptors (handles on Windows) this process holds for its own use.
-int handles_now() {
-#if !defined(PROC_WINDOWS)
-  return test::open_fd_count();
-#else
-  return test::mp_handle_count();
-#endif
-}
+using test::handles_now;
 
 // The descriptor count comes back to `baseline` (the manager closes its ends asynchronously).
 bool fds_back_to(int baseline, std::chrono::milliseconds limit = 5s) {

@@ -72,14 +72,7 @@ std::vector<int> open_fds() {
 }
 #endif
 
-// Descriptors (handles on Windows) this process holds for its own use.
-int handles_now() {
-#if !defined(_WIN32)
-  return test::open_fd_count();
-#else
-  return test::mp_handle_count();
-#endif
-}
+using test::handles_now;
 
 }  // namespace
 

@@ -47,14 +47,7 @@ int dev_shm_entries() {
   return n;
 }
 
-// Descriptors (handles on Windows) this process holds for its own use.
-int handles_now() {
-#if !defined(PROC_WINDOWS)
-  return test::open_fd_count();
-#else
-  return test::mp_handle_count();
-#endif
-}
+using test::handles_now;
 
 // A plain (non-atomic) long in raw shared memory, incremented under the lock: a lost update
 // would show as a short count.

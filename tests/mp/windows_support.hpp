@@ -1,7 +1,7 @@
 #pragma once
 // Windows versions of the POSIX helpers of ../test_support.hpp that the proc::mp tests use, under
 // the same names (handles stand in for descriptors, Toolhelp32 snapshots for /proc and waitid),
-// and a few calls on processes known by pid.
+// a few calls on processes known by pid, and handles_now() for both platforms.
 
 #if defined(_WIN32)
 
@@ -20,40 +20,14 @@
 #  include <proc/mp.hpp>
 #  include <thread>
 
-namespace test {
+#  include "../test_support.hpp"
 
-/// How many handles this process has open (Windows' count of descriptors). Wine's
-/// GetProcessHandleCount reports 0, so there the values a handle can have are tried one by one
-/// (multiples of 4, given out lowest first).
-inline int open_fd_count() {
-  DWORD n = 0;
-  if (::GetProcessHandleCount(::GetCurrentProcess(), &n) && n > 0) return static_cast<int>(n);
-  int found = 0;
-  for (std::uintptr_t v = 4; v < (std::uintptr_t{1} << 16); v += 4) {
-    DWORD flags = 0;
-    if (::GetHandleInformation(reinterpret_cast<HANDLE>(v), &flags)) ++found;
-  }
-  return found;
-}
+namespace test {
 
 /// How many handles this process has open for its own use: those the proc::mp back end keeps
 /// for later operations (a free list of events) do not count.
 inline int mp_handle_count() {
   return open_fd_count() - static_cast<int>(proc::mp::detail::EventPool::idle());
-}
-
-/// How many threads this process has.
-inline int threads_now() {
-  HANDLE snap = ::CreateToolhelp32Snapshot(TH32CS_SNAPTHREAD, 0);
-  if (snap == INVALID_HANDLE_VALUE) return -1;
-  const DWORD self = ::GetCurrentProcessId();
-  THREADENTRY32 e{};
-  e.dwSize = sizeof e;
-  int n = 0;
-  for (BOOL ok = ::Thread32First(snap, &e); ok; ok = ::Thread32Next(snap, &e))
-    if (e.th32OwnerProcessID == self) ++n;
-  ::CloseHandle(snap);
-  return n;
 }
 
 /// When a process was created (FILETIME units), 0 when unknown.
@@ -116,3 +90,16 @@ inline bool kill_pid(int pid) {
 }  // namespace test
 
 #endif  // _WIN32
+
+namespace test {
+
+/// Descriptors (handles on Windows) this process holds for its own use.
+inline int handles_now() {
+#if defined(_WIN32)
+  return mp_handle_count();
+#else
+  return open_fd_count();
+#endif
+}
+
+}  // namespace test
