@@ -164,6 +164,7 @@ TEST_CASE("redirect: pty streams are terminals, others are not") {
   auto all =
       proc::run(cmd({"console", "isatty"}), {.in = proc::pty, .out = proc::pty, .err = proc::pty});
   CHECK(all.out.find("in=1 out=1 err=1") != std::string::npos);
+  CHECK(all.err.empty());  // out and err on the one terminal: everything comes through out
   auto some = proc::run(cmd({"console", "isatty"}),
                         {.in = proc::devnull, .out = proc::pty, .err = proc::pipe});
   CHECK(some.out.find("in=0 out=1 err=0") != std::string::npos);

@@ -631,7 +631,11 @@ inline void Popen::start(std::vector<std::string> args, const Options& o, bool f
             pty_child = pp.child;
             rq.ctty = pty_child;
           }
-          *parent_ends[i] = PipeEnd(s->pty.parent_end(i));
+          // out and err on the one terminal are one stream, read through out(): a second
+          // reader of the same master (the console's output pipe on Windows) would take bytes
+          // from the first, so err() stays closed then.
+          if (i != 2 || slots[1].kind() != Redirect::Kind::pty)
+            *parent_ends[i] = PipeEnd(s->pty.parent_end(i));
           rq.stdio[i] = pty_child;
           s->was_pipe[i] = true;
           break;
