@@ -124,9 +124,11 @@ TEST_CASE("popen: communicate moves 10 MiB each way at once") {
 }
 
 TEST_CASE("popen: communicate after TimeoutExpired returns the whole output") {
-  proc::Popen p(cmd({"out", "first-", "sleep", "400", "out", "second"}), {.out = proc::pipe});
+  // The timeout leaves a loaded machine (Wine in CI) a second to start the child and have it
+  // write its first part; the second part comes a second after that.
+  proc::Popen p(cmd({"out", "first-", "sleep", "2000", "out", "second"}), {.out = proc::pipe});
   try {
-    p.communicate({}, 100ms);
+    p.communicate({}, 1000ms);
     FAIL("no timeout");
   } catch (const proc::TimeoutExpired& e) {
     CHECK(e.out == "first-");
