@@ -156,6 +156,19 @@ struct RobustMutex {
     } else {
       e = ::pthread_mutex_lock(&m);
     }
+    return result_of(e);
+  }
+
+  /// `lock(false, nullopt)`: the uncontended case is pthread_mutex_lock and one compare.
+  LockResult lock_blocking() {
+    int e = ::pthread_mutex_lock(&m);
+    if (e == 0) [[likely]]
+      return LockResult::acquired;
+    return result_of(e);
+  }
+
+  /// What pthread_mutex_*lock's result means.
+  [[gnu::noinline]] static LockResult result_of(int e) {
     switch (e) {
       case 0:
         return LockResult::acquired;
@@ -184,10 +197,14 @@ struct RobustMutex {
   }
 
   void unlock() {
-    int e = ::pthread_mutex_unlock(&m);
+    if (int e = ::pthread_mutex_unlock(&m); e != 0) [[unlikely]]
+      unlock_failed(e);
+  }
+
+  [[noreturn, gnu::noinline]] static void unlock_failed(int e) {
     if (e == EPERM)
       throw std::logic_error("proc::mp::Lock: unlock by a thread that does not hold it");
-    if (e != 0) proc::detail::throw_errno(e, "proc::mp: pthread_mutex_unlock");
+    proc::detail::throw_errno(e, "proc::mp: pthread_mutex_unlock");
   }
 };
 
@@ -214,6 +231,7 @@ class ProcessMutex {
   LockResult lock(bool try_only, std::optional<std::chrono::steady_clock::time_point> deadline) {
     return state_->lock(try_only, deadline);
   }
+  LockResult lock_blocking() { return state_->lock_blocking(); }
   void make_consistent() { state_->make_consistent(); }
   void unlock() { state_->unlock(); }
 

@@ -169,6 +169,9 @@ class ProcessMutex {
     }
   }
 
+  /// `lock(false, nullopt)` (the POSIX back end has a shorter path for it).
+  LockResult lock_blocking() { return lock(false, std::nullopt); }
+
   /// After `owner_died`: nothing to do, a kernel mutex is usable again once it was acquired.
   void make_consistent() noexcept {}
 
