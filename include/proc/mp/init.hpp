@@ -98,8 +98,26 @@ class Registry {
     if (it == map_.end()) return {};
     return {it->second.invoke, it->second.ambiguous};
   }
+  /// In a child: the entry point of `key`, or SerializationError when there is none or two.
+  Invoker get(const std::string& key) {
+    Found e = find(key);
+    if (!e.invoke)
+      throw SerializationError("proc::mp: no entry point '" + demangle(key.c_str()) +
+                               "' in this program");
+    if (e.ambiguous) throw SerializationError(ambiguous(key));
+    return e.invoke;
+  }
+  /// In the parent, before a child is asked to run `key`: two callables of one key are refused.
+  void check(const std::string& key) {
+    if (find(key).ambiguous) throw std::logic_error(ambiguous(key));
+  }
 
  private:
+  static std::string ambiguous(const std::string& key) {
+    // With RTTI, types in anonymous namespaces of two source files can mangle alike.
+    return "proc::mp: two different callables share the entry point key '" + demangle(key.c_str()) +
+           "' (two types of one name in anonymous namespaces of different files?): rename one";
+  }
   struct Slot {
     Invoker invoke;
     bool ambiguous;
@@ -204,15 +222,9 @@ inline int run_task(std::string_view frame, FrameChannel& ch, Writer& w) {
     for (native_handle h : t.handles) set_inheritable(h, false);
     state().name = t.name;
     if (t.flags & task_daemon) watch_parent(ch.handle());
-    Registry::Found e = Registry::instance().find(t.key);
-    if (!e.invoke)
-      throw SerializationError("proc::mp: no entry point '" + demangle(t.key.c_str()) +
-                               "' in this program");
-    if (e.ambiguous)
-      throw SerializationError("proc::mp: two different callables share the entry point key '" +
-                               demangle(t.key.c_str()) + "'");
+    Invoker invoke = Registry::instance().get(t.key);
     Reader args(t.payload, t.handles);
-    e.invoke(args, ch, w);
+    invoke(args, ch, w);
     return 0;
   } catch (...) {
     send_current_error(ch, w);

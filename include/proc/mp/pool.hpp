@@ -65,15 +65,9 @@ inline void worker_loop(Reader&, FrameChannel& ch, Writer& w) {
       Reader r(frame);
       if (r.read_u8() != static_cast<std::uint8_t>(Kind::task)) r.fail("not a task frame");
       std::string key = r.read<std::string>();
-      Registry::Found e = Registry::instance().find(key);
-      if (!e.invoke)
-        throw SerializationError("proc::mp: no entry point '" + demangle(key.c_str()) +
-                                 "' in this program");
-      if (e.ambiguous)
-        throw SerializationError("proc::mp: two different callables share the entry point key '" +
-                                 demangle(key.c_str()) + "'");
+      Invoker invoke = Registry::instance().get(key);
       Reader args(r.take(r.remaining()));
-      e.invoke(args, ch, w);
+      invoke(args, ch, w);
     } catch (...) {
       send_current_error(ch, w);
     }
@@ -541,6 +535,7 @@ struct MapChunk {
 template <class F, class... Args>
 std::string task_frame(const F& f, const Args&... args) {
   (void)Entry<F, Args...>::registered;
+  Registry::instance().check(Entry<F, Args...>::key());
   Writer w;
   FrameChannel::begin(w);
   w.write_u8(static_cast<std::uint8_t>(Kind::task));
