@@ -22,6 +22,8 @@
 #include "test_support.hpp"
 
 #if !defined(_WIN32)
+#  include <fcntl.h>
+#  include <poll.h>
 #  include <signal.h>
 #  include <unistd.h>
 
@@ -476,6 +478,29 @@ TEST_CASE("fault: a read error in run() kills the child instead of waiting for i
                                      {.out = proc::pipe, .timeout = 60s}),
                   std::system_error);
   CHECK(Clock::now() - start < 5s);
+}
+
+TEST_CASE("fault: a read error in run() kills the child's whole group when it leads one") {
+  NoLeak guard;
+  int p[2];
+  REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
+  Faults f;
+  f.fail(Sys::read, EIO, 0, 1);  // the first read of the child's stdout: after it forked
+  auto start = Clock::now();
+  auto e = thrown<std::system_error>([&] {
+    proc::run(cmd({"grandchild", "30000", "outln", "x", "sleep", "30000"}),
+              {.out = proc::pipe, .err = proc::fd(p[1]), .process_group = 0});
+  });
+  ::close(p[1]);
+  REQUIRE(e);
+  CHECK(e->code().value() == EIO);
+  // The child and its grandchild (same group) held the write end: EOF says both are gone.
+  pollfd pfd{p[0], POLLIN, 0};
+  CHECK(::poll(&pfd, 1, 10000) == 1);
+  char c = 0;
+  CHECK(::read(p[0], &c, 1) == 0);
+  ::close(p[0]);
+  CHECK(Clock::now() - start < 10s);
 }
 
 TEST_CASE("fault: a program that vanishes during the PATH search is ENOENT, not EACCES") {

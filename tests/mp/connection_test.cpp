@@ -100,11 +100,13 @@ TEST_CASE(
 
 TEST_CASE("connection: messages of every size, each threshold of the framing and codec +-1") {
   std::vector<std::size_t> sizes = {0, 1, 2, 7, 8, 9, 15, 16, 17, 4095, 4096, 4097};
-  for (std::size_t t : {mp::detail::small_frame, mp::Writer::view_threshold, std::size_t{1} << 20,
-                        std::size_t{8} << 20})
+  for (std::size_t t : {mp::detail::small_frame, mp::Writer::view_threshold, std::size_t{1} << 20})
     for (std::size_t d : {t - 17, t - 16, t - 9, t - 8, t - 1, t, t + 1})
       sizes.push_back(d);  // a frame's body is 8 (tag) + 8 (length) + the string
-  sizes.push_back(std::size_t{64} << 20);
+  // The receive buffer kept between messages (keep_limit, 16 MiB) and the room reserved at once
+  // for a frame (reserve_limit, 64 MiB): frames of the limit -1, +0, +1, and strings of it.
+  for (std::size_t t : {mp::detail::keep_limit, mp::detail::reserve_limit})
+    for (std::size_t d : {t - 17, t - 16, t - 15, t - 1, t, t + 1}) sizes.push_back(d);
   auto [a, b] = mp::connection_pair<std::string>();
   auto echo = mp::spawn(
       [](mp::Connection<std::string> c) {

@@ -445,12 +445,20 @@ TEST_CASE("manager: no descriptor growth over 1,000 dicts and 2,000 passes, 1,00
   auto keep = m.dict<std::string, int>();
   keep.set("warm", 1);
   const int baseline = handles_now();
+#if defined(PROC_WINDOWS)
+  // An open bug (docs/windows.md): say which handles stay when the count does not come back.
+  const auto before = test::handle_values();
+  auto report = [&] { WARN("handles left: " << test::handles_since(before)); };
+#else
+  auto report = [] {};
+#endif
 
   for (int i = 0; i < 1000; ++i) {
     auto d = m.dict<int, int>({{1, i}});
     CHECK(d.add(1, 1) == i + 1);
   }
   CHECK(fds_back_to(baseline));
+  if (handles_now() > baseline) report();
 
   // The codec's round trip, as a child would do it (the child's copy of the handle is a dup).
   for (int i = 0; i < 1000; ++i) {
@@ -467,6 +475,7 @@ TEST_CASE("manager: no descriptor growth over 1,000 dicts and 2,000 passes, 1,00
   }
   CHECK(keep.get("passes") == 1000);
   CHECK(fds_back_to(baseline));
+  if (handles_now() > baseline) report();
 
   // 1,000 more to real children: one proxy each, and many in one argument.
   for (int i = 0; i < 20; ++i) mp::spawn(mp::fn<&decrement>, keep, 1).join();
@@ -475,6 +484,7 @@ TEST_CASE("manager: no descriptor growth over 1,000 dicts and 2,000 passes, 1,00
   CHECK(keep.get("count") == -20);
   CHECK(keep.get("passes") == 1000 + 20 * 49);
   CHECK(fds_back_to(baseline));
+  if (handles_now() > baseline) report();
 }
 
 TEST_CASE("manager: a stalled or hostile client delays nobody") {

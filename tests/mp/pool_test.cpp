@@ -38,6 +38,17 @@ namespace {
   return false;
 }();
 
+// Asked to, a worker ends on its own 2 s after it started (well after its handshake), idle,
+// before any task: a program that dies of its own start-up work after all.
+[[maybe_unused]] const bool dies_idle = [] {
+  if (std::getenv("PROC_TEST_DIE_IDLE"))
+    std::thread([] {
+      std::this_thread::sleep_for(std::chrono::seconds(2));
+      std::_Exit(9);
+    }).detach();
+  return false;
+}();
+
 int square(int x) { return x * x; }
 // 0 .. n-1 (std::views::iota does not compile with clang 14 over libstdc++ 12).
 std::vector<int> upto(int n) {
@@ -212,11 +223,21 @@ TEST_CASE("pool: a task over task_timeout is TaskTimeout, the pool goes on") {
 
 TEST_CASE("pool: cancel a queued task and a running one") {
   mp::Pool pool({.workers = 1});
-  auto running = pool.submit(mp::fn<&nap>, 30000);
+  auto path = (std::filesystem::temp_directory_path() /
+               ("proc-pool-cancel-" + std::to_string(mp::current_process().pid)))
+                  .string();
+  std::filesystem::remove(path);
+  auto running = pool.submit(mp::fn<&pid_then_sleep>, path);
   auto queued = pool.submit(mp::fn<&square>, 4);
   CHECK(queued.cancel());
   CHECK_THROWS_AS(queued.get(), mp::TaskCancelled);
-  std::this_thread::sleep_for(100ms);  // it is running by now
+  auto deadline = Clock::now() + 60s;
+  while (!std::filesystem::exists(path) && Clock::now() < deadline)
+    std::this_thread::sleep_for(5ms);
+  int pid = 0;
+  std::ifstream(path) >> pid;
+  REQUIRE(pid > 0);  // it is running now
+  std::filesystem::remove(path);
   auto t0 = Clock::now();
   CHECK(running.cancel());
   CHECK_THROWS_AS(running.get(), mp::TaskCancelled);
@@ -243,6 +264,30 @@ TEST_CASE("pool: workers that cannot start end the pool with PoolBroken, not a r
     CHECK_THAT(e.what(), Catch::Contains("cannot start"));
   }
   CHECK(Clock::now() - t0 < 30s);
+  CHECK(test::no_children_within(5s));
+}
+
+TEST_CASE("pool: a worker that dies idle before its first task breaks the pool, no respawn loop") {
+  auto t0 = Clock::now();
+  std::string what;
+  {
+    mp::Pool pool(
+        {.workers = 2, .worker = {.daemon = true, .env_update = {{"PROC_TEST_DIE_IDLE", "1"}}}});
+    for (;;) {
+      REQUIRE(Clock::now() - t0 < 60s);
+      try {
+        int v = pool.submit(mp::fn<&square>, 3).get();  // before the workers die
+        CHECK(v == 9);
+      } catch (const mp::WorkerDied&) {
+        // died in this very task: replaced, and the replacement dies idle in turn
+      } catch (const mp::PoolBroken& e) {
+        what = e.what();
+        break;
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+  }
+  CHECK_THAT(what, Catch::Contains("before running any task"));
   CHECK(test::no_children_within(5s));
 }
 

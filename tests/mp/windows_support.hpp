@@ -15,10 +15,13 @@
 // After <windows.h>, which it needs.
 #  include <tlhelp32.h>
 
+#  include <algorithm>
 #  include <chrono>
 #  include <cstdint>
 #  include <proc/mp.hpp>
+#  include <string>
 #  include <thread>
+#  include <vector>
 
 #  include "../test_support.hpp"
 
@@ -76,6 +79,45 @@ inline HANDLE open_process(int pid) {
 /// Whether process `p` ends within `limit`.
 inline bool exits_within(HANDLE p, std::chrono::milliseconds limit) {
   return ::WaitForSingleObject(p, static_cast<DWORD>(limit.count())) == WAIT_OBJECT_0;
+}
+
+/// The values of this process's open handles (tried one by one, as open_fd_count does).
+inline std::vector<std::uintptr_t> handle_values() {
+  std::vector<std::uintptr_t> out;
+  for (std::uintptr_t v = 4; v < (std::uintptr_t{1} << 16); v += 4) {
+    DWORD flags = 0;
+    if (::GetHandleInformation(reinterpret_cast<HANDLE>(v), &flags)) out.push_back(v);
+  }
+  return out;
+}
+
+/// The kind of object handle `v` refers to ("Event", "File", "Thread", ...), for reports.
+inline std::string handle_type(std::uintptr_t v) {
+  using Query = LONG(NTAPI*)(HANDLE, int, void*, ULONG, ULONG*);
+  static const auto query = reinterpret_cast<Query>(
+      reinterpret_cast<void*>(::GetProcAddress(::GetModuleHandleW(L"ntdll.dll"), "NtQueryObject")));
+  if (!query) return "?";
+  alignas(8) unsigned char buf[1024] = {};
+  ULONG got = 0;
+  // ObjectTypeInformation (2): a UNICODE_STRING with the type's name comes first.
+  if (query(reinterpret_cast<HANDLE>(v), 2, buf, sizeof buf, &got) < 0) return "?";
+  struct Name {
+    USHORT length, max;
+    wchar_t* text;
+  };
+  const auto* n = reinterpret_cast<const Name*>(buf);
+  std::string s;
+  for (USHORT i = 0; n->text && i < n->length / 2; ++i) s += static_cast<char>(n->text[i]);
+  return s;
+}
+
+/// "value:type" of each handle open now that is not in `before`.
+inline std::string handles_since(const std::vector<std::uintptr_t>& before) {
+  std::string s;
+  for (std::uintptr_t v : handle_values())
+    if (std::find(before.begin(), before.end(), v) == before.end())
+      s += std::to_string(v) + ":" + handle_type(v) + " ";
+  return s;
 }
 
 /// Kills process `pid` from outside, as SIGKILL would.
