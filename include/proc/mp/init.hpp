@@ -107,17 +107,14 @@ class Registry {
     if (e.ambiguous) throw SerializationError(ambiguous(key));
     return e.invoke;
   }
-  /// In the parent, before a child is asked to run `key`: two callables of one key are refused.
-  void check(const std::string& key) {
-    if (find(key).ambiguous) throw std::logic_error(ambiguous(key));
-  }
-
- private:
+  /// What is wrong with a key that two callables share.
   static std::string ambiguous(const std::string& key) {
     // With RTTI, types in anonymous namespaces of two source files can mangle alike.
     return "proc::mp: two different callables share the entry point key '" + demangle(key.c_str()) +
            "' (two types of one name in anonymous namespaces of different files?): rename one";
   }
+
+ private:
   struct Slot {
     Invoker invoke;
     bool ambiguous;
@@ -168,6 +165,14 @@ struct Entry {
   }
 
   static inline const bool registered = (Registry::instance().add(key(), &invoke), true);
+
+  /// In the parent, before a child is asked to run this entry point: `std::logic_error` when
+  /// another callable of the program has its key. Looked up once, at the first use (after static
+  /// initialisation, when every entry point is registered); a guard check after that.
+  static void check_unique() {
+    static const bool clash = Registry::instance().find(key()).ambiguous;
+    if (clash) throw std::logic_error(Registry::ambiguous(key()));
+  }
 };
 
 /// Sends an error frame for the exception being handled.

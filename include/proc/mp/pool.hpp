@@ -535,7 +535,7 @@ struct MapChunk {
 template <class F, class... Args>
 std::string task_frame(const F& f, const Args&... args) {
   (void)Entry<F, Args...>::registered;
-  Registry::instance().check(Entry<F, Args...>::key());
+  Entry<F, Args...>::check_unique();
   Writer w;
   FrameChannel::begin(w);
   w.write_u8(static_cast<std::uint8_t>(Kind::task));

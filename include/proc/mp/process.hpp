@@ -66,7 +66,7 @@ struct Task final : TaskBase {
   std::tuple<Args...> args;
   explicit Task(F f_, Args... a) : f(std::move(f_)), args(std::move(a)...) {
     (void)Entry<F, Args...>::registered;  // instantiates (and so registers) the entry point
-    Registry::instance().check(key());
+    Entry<F, Args...>::check_unique();
   }
   [[nodiscard]] std::string key() const override { return Entry<F, Args...>::key(); }
   void encode(Writer& w) const override {
