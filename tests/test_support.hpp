@@ -50,18 +50,23 @@ inline bool under_wine() {
 }
 
 #if defined(_WIN32)
+/// The values of this process's open handles, tried one by one (multiples of 4, given out
+/// lowest first).
+inline std::vector<std::uintptr_t> handle_values() {
+  std::vector<std::uintptr_t> out;
+  for (std::uintptr_t v = 4; v < (std::uintptr_t{1} << 16); v += 4) {
+    DWORD flags = 0;
+    if (::GetHandleInformation(reinterpret_cast<HANDLE>(v), &flags)) out.push_back(v);
+  }
+  return out;
+}
+
 /// How many handles this process has open (Windows' count of descriptors). Wine's
-/// GetProcessHandleCount reports 0, so there the values a handle can have are tried one by one
-/// (multiples of 4, given out lowest first).
+/// GetProcessHandleCount reports 0, so there they are counted by handle_values().
 inline int open_fd_count() {
   DWORD n = 0;
   if (::GetProcessHandleCount(::GetCurrentProcess(), &n) && n > 0) return static_cast<int>(n);
-  int found = 0;
-  for (std::uintptr_t v = 4; v < (std::uintptr_t{1} << 16); v += 4) {
-    DWORD flags = 0;
-    if (::GetHandleInformation(reinterpret_cast<HANDLE>(v), &flags)) ++found;
-  }
-  return found;
+  return static_cast<int>(handle_values().size());
 }
 
 /// How many threads this process has.

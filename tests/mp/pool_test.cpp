@@ -73,6 +73,25 @@ int pid_then_sleep(std::string path) {
   return 0;
 }
 
+// A fresh path for pid_then_sleep to write to.
+std::string pid_path(const std::string& tag) {
+  auto path = (std::filesystem::temp_directory_path() /
+               ("proc-pool-" + tag + "-" + std::to_string(mp::current_process().pid)))
+                  .string();
+  std::filesystem::remove(path);
+  return path;
+}
+// The pid pid_then_sleep wrote to `path` once its task runs (0 if it did not within 60 s).
+int running_pid(const std::string& path) {
+  auto deadline = Clock::now() + 60s;
+  while (!std::filesystem::exists(path) && Clock::now() < deadline)
+    std::this_thread::sleep_for(5ms);
+  int pid = 0;
+  std::ifstream(path) >> pid;
+  std::filesystem::remove(path);
+  return pid;
+}
+
 #if !defined(_WIN32)
 int threads_now() {
   int n = 0;
@@ -189,16 +208,9 @@ TEST_CASE("pool: a worker that dies in a task fails exactly that task, and the p
   CHECK(ok1.get() == 300);
   CHECK(ok2.get() == 100);
   // Killed from outside, mid-task.
-  auto path = (std::filesystem::temp_directory_path() /
-               ("proc-pool-pid-" + std::to_string(mp::current_process().pid)))
-                  .string();
-  std::filesystem::remove(path);
+  auto path = pid_path("pid");
   auto victim = pool.submit(mp::fn<&pid_then_sleep>, path);
-  auto deadline = Clock::now() + 60s;
-  while (!std::filesystem::exists(path) && Clock::now() < deadline)
-    std::this_thread::sleep_for(5ms);
-  int pid = 0;
-  std::ifstream(path) >> pid;
+  int pid = running_pid(path);
   REQUIRE(pid > 0);
 #if !defined(_WIN32)
   ::kill(pid, SIGKILL);
@@ -206,7 +218,6 @@ TEST_CASE("pool: a worker that dies in a task fails exactly that task, and the p
   REQUIRE(test::kill_pid(pid));  // TerminateProcess, as Task Manager would
 #endif
   CHECK_THROWS_AS(victim.get(), mp::WorkerDied);
-  std::filesystem::remove(path);
   // New work still runs, on replacement workers.
   auto after = pool.map(mp::fn<&square>, upto(20));
   CHECK(after[19] == 361);
@@ -223,21 +234,12 @@ TEST_CASE("pool: a task over task_timeout is TaskTimeout, the pool goes on") {
 
 TEST_CASE("pool: cancel a queued task and a running one") {
   mp::Pool pool({.workers = 1});
-  auto path = (std::filesystem::temp_directory_path() /
-               ("proc-pool-cancel-" + std::to_string(mp::current_process().pid)))
-                  .string();
-  std::filesystem::remove(path);
+  auto path = pid_path("cancel");
   auto running = pool.submit(mp::fn<&pid_then_sleep>, path);
   auto queued = pool.submit(mp::fn<&square>, 4);
   CHECK(queued.cancel());
   CHECK_THROWS_AS(queued.get(), mp::TaskCancelled);
-  auto deadline = Clock::now() + 60s;
-  while (!std::filesystem::exists(path) && Clock::now() < deadline)
-    std::this_thread::sleep_for(5ms);
-  int pid = 0;
-  std::ifstream(path) >> pid;
-  REQUIRE(pid > 0);  // it is running now
-  std::filesystem::remove(path);
+  REQUIRE(running_pid(path) > 0);  // it is running now
   auto t0 = Clock::now();
   CHECK(running.cancel());
   CHECK_THROWS_AS(running.get(), mp::TaskCancelled);

@@ -81,16 +81,6 @@ inline bool exits_within(HANDLE p, std::chrono::milliseconds limit) {
   return ::WaitForSingleObject(p, static_cast<DWORD>(limit.count())) == WAIT_OBJECT_0;
 }
 
-/// The values of this process's open handles (tried one by one, as open_fd_count does).
-inline std::vector<std::uintptr_t> handle_values() {
-  std::vector<std::uintptr_t> out;
-  for (std::uintptr_t v = 4; v < (std::uintptr_t{1} << 16); v += 4) {
-    DWORD flags = 0;
-    if (::GetHandleInformation(reinterpret_cast<HANDLE>(v), &flags)) out.push_back(v);
-  }
-  return out;
-}
-
 /// The kind of object handle `v` refers to ("Event", "File", "Thread", ...), for reports.
 inline std::string handle_type(std::uintptr_t v) {
   using Query = LONG(NTAPI*)(HANDLE, int, void*, ULONG, ULONG*);
