@@ -11,6 +11,7 @@
 #  include <thread>
 #  include <vector>
 
+#  include "proc/detail/mutex.hpp"
 #  include "test_support.hpp"
 
 using namespace std::chrono_literals;
@@ -597,6 +598,33 @@ TEST_CASE("windows: pty children leave no handle or thread behind") {
   CHECK_THROWS_WITH(
       proc::run(cmd({"exit", "0"}), {.out = proc::pty, .creation_flags = CREATE_NEW_CONSOLE}),
       Catch::Contains("creation_flags"));
+}
+
+TEST_CASE("windows: the library's mutexes hold no handle, even when contended") {
+  // MinGW's std::mutex makes an event at its first contention and keeps it while it lives: a
+  // process-wide lock would gain a handle at a random moment. proc::detail::Mutex is an SRW
+  // lock, which never holds one.
+  std::thread([] {}).join();     // winpthreads' one-time handles for the first thread
+  static proc::detail::Mutex m;  // long-lived, as the library's are
+  const int before = test::open_fd_count();
+  std::atomic<bool> stop{false};
+  std::thread other([&] {
+    while (!stop) {
+      std::lock_guard lock(m);
+    }
+  });
+  int contended = 0;  // the main thread found it held and had to wait
+  for (auto end = Clock::now() + 10s; contended < 1000 && Clock::now() < end;) {
+    if (!m.try_lock()) {
+      ++contended;
+      m.lock();
+    }
+    m.unlock();
+  }
+  stop = true;
+  other.join();
+  REQUIRE(contended > 0);
+  CHECK(test::open_fd_count() == before);
 }
 
 #endif  // _WIN32

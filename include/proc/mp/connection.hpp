@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "proc/detail/mutex.hpp"
 #include "proc/mp/codec.hpp"
 #include "proc/mp/detail/frame.hpp"
 #include "proc/mp/errors.hpp"
@@ -33,7 +34,7 @@ struct ConnectionState {
   FrameChannel ch;
   bool readable = true;
   bool writable = true;
-  std::mutex send_m;  // the Writer below is reused by every send
+  proc::detail::Mutex send_m;  // the Writer below is reused by every send
   Writer w;
 };
 

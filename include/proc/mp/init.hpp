@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "proc/detail/mutex.hpp"
 #include "proc/mp/codec.hpp"
 #include "proc/mp/detail/frame.hpp"
 #include "proc/mp/detail/platform.hpp"
@@ -119,7 +120,7 @@ class Registry {
     Invoker invoke;
     bool ambiguous;
   };
-  std::mutex m_;
+  proc::detail::Mutex m_;
   std::unordered_map<std::string, Slot> map_;
 };
 

@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "proc/detail/mutex.hpp"
 #include "proc/mp/codec.hpp"
 #include "proc/mp/detail/frame.hpp"
 #include "proc/mp/errors.hpp"
@@ -504,7 +505,7 @@ class PoolCore {
 
   PoolOptions options_;
   std::vector<Worker> workers_;
-  std::mutex m_;
+  proc::detail::Mutex m_;
   std::deque<std::shared_ptr<TaskSlot>> queue_;
   bool closed_ = false;
   bool terminating_ = false;

@@ -31,6 +31,7 @@
 #include <string>
 #include <system_error>
 
+#include "proc/detail/mutex.hpp"
 #include "proc/detail/windows/win32.hpp"
 
 namespace proc::detail {
@@ -86,7 +87,7 @@ class DetachedWrites {
   }
 
  private:
-  std::mutex m_;
+  Mutex m_;
   std::map<native_handle, std::shared_ptr<DetachedWrite>> map_;
   bool any_ = false;
 };
@@ -97,7 +98,7 @@ inline void close_handle(native_handle h) noexcept {
   try {
     if (auto w = DetachedWrites::instance().take(h)) w->abandon();
   } catch (...) {
-    // std::mutex failing to lock: nothing better to do than closing.
+    // Out of memory for the registry: nothing better to do than closing.
   }
   ::CloseHandle(h);
 }

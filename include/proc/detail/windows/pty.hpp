@@ -32,6 +32,7 @@
 #include <system_error>
 #include <utility>
 
+#include "proc/detail/mutex.hpp"
 #include "proc/detail/windows/handle.hpp"
 #include "proc/detail/windows/win32.hpp"
 
@@ -98,7 +99,7 @@ class PseudoConsole {
   }
 
  private:
-  std::mutex m_;
+  Mutex m_;
   void* pc_;
 };
 

@@ -39,6 +39,7 @@
 #include <utility>
 #include <vector>
 
+#include "proc/detail/mutex.hpp"
 #include "proc/detail/windows/handle.hpp"
 #include "proc/detail/windows/wait.hpp"
 #include "proc/detail/windows/win32.hpp"
@@ -256,7 +257,7 @@ class InputWriter final : public DetachedWrite {
  private:
   native_handle h_;
   HANDLE thread_ = nullptr;
-  std::mutex m_;
+  Mutex m_;
   std::string_view input_;  // valid only while attached
   std::size_t total_ = 0;
   std::size_t pos_;

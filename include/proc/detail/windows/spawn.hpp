@@ -45,6 +45,7 @@
 #include <utility>
 #include <vector>
 
+#include "proc/detail/mutex.hpp"
 #include "proc/detail/spawn_request.hpp"
 #include "proc/detail/windows/environ.hpp"
 #include "proc/detail/windows/handle.hpp"
@@ -265,8 +266,8 @@ inline void check_cwd(const SpawnRequest& rq, const std::wstring& cwd) {
 inline constexpr std::size_t max_command_line = 32767;
 
 /// Held while inheritable duplicates exist (see the invariants above).
-inline std::mutex& spawn_mutex() {
-  static std::mutex m;
+inline Mutex& spawn_mutex() {
+  static Mutex m;
   return m;
 }
 

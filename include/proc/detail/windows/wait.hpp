@@ -32,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "proc/detail/mutex.hpp"
 #include "proc/detail/windows/handle.hpp"
 #include "proc/detail/windows/signals.hpp"
 #include "proc/detail/windows/spawn.hpp"
@@ -139,7 +140,7 @@ inline std::optional<std::size_t> wait_exits(std::span<const HANDLE> handles,
 class KeptJobs {
  public:
   static void keep(UniqueHandle job) {
-    static std::mutex* m = new std::mutex();  // leaked: used until exit
+    static Mutex* m = new Mutex();  // leaked: used until exit
     static auto* jobs = new std::vector<UniqueHandle>();
     std::lock_guard lock(*m);
     std::erase_if(*jobs, [](const UniqueHandle& j) { return active_processes(j.get()) == 0; });
@@ -294,7 +295,7 @@ class Process {
   bool kill_on_close_;
   UniqueHandle process_;
   UniqueHandle job_;
-  std::mutex m_;
+  Mutex m_;
   std::optional<int> status_;
   std::optional<ResourceUsage> usage_;
 };

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "proc/detail/buffer.hpp"
+#include "proc/detail/mutex.hpp"
 #include "proc/mp/codec.hpp"
 #include "proc/mp/detail/platform.hpp"
 #include "proc/mp/errors.hpp"
@@ -193,7 +194,7 @@ class FrameChannel {
   }
   [[nodiscard]] std::uint64_t received_of_frame() const noexcept { return got_; }
 
-  std::mutex& receive_mutex() noexcept { return recv_m_; }
+  proc::detail::Mutex& receive_mutex() noexcept { return recv_m_; }
 
  private:
   // The string's size becomes n without writing the bytes first where the library allows.
@@ -265,7 +266,7 @@ class FrameChannel {
   }
 
   native_handle h_ = invalid_handle;
-  std::mutex send_m_, recv_m_;
+  proc::detail::Mutex send_m_, recv_m_;
   std::uint64_t header_ = 0;
   std::size_t header_got_ = 0;
   std::uint64_t got_ = 0;

@@ -59,6 +59,7 @@
 #include <utility>
 #include <vector>
 
+#include "proc/detail/mutex.hpp"
 #include "proc/detail/platform.hpp"
 
 namespace proc::mp::detail {
@@ -125,7 +126,7 @@ class EventPool {
     static EventPool* p = new EventPool();  // never destroyed: used until exit
     return *p;
   }
-  std::mutex m_;
+  proc::detail::Mutex m_;
   std::vector<HANDLE> free_;
 };
 

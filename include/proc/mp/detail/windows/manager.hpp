@@ -52,6 +52,7 @@
 #include <utility>
 #include <vector>
 
+#include "proc/detail/mutex.hpp"
 #include "proc/detail/platform.hpp"
 #include "proc/mp/codec.hpp"
 #include "proc/mp/detail/platform.hpp"
@@ -181,7 +182,7 @@ class ProxyState {
   [[nodiscard]] DWORD manager_pid() const noexcept { return manager_pid_; }
 
  private:
-  std::mutex m_;
+  proc::detail::Mutex m_;
   native_handle h_;
   DWORD manager_pid_;
   Writer w_;
@@ -440,7 +441,7 @@ class ManagerCore {
     c.writing = true;
   }
 
-  std::mutex m_, join_m_;
+  proc::detail::Mutex m_, join_m_;
   bool stopping_ = false;  // shutdown() asked the thread to stop
   bool stopped_ = false;   // stopping, or the thread has ended: attach() refuses
   std::vector<std::unique_ptr<Client>> pending_;
