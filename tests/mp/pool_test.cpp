@@ -73,6 +73,18 @@ int pid_then_sleep(std::string path) {
   return 0;
 }
 
+// Returns `k` once the parent has taken `k` results, which it says by making the file
+// "<path>-<k>": the order in which tasks finish is then set by the parent, not by timing.
+// Gives up after 60 s.
+int after_results(std::pair<std::string, int> at) {
+  const auto& [path, k] = at;
+  const std::string mark = path + "-" + std::to_string(k);
+  auto deadline = Clock::now() + 60s;
+  while (!std::filesystem::exists(mark) && Clock::now() < deadline)
+    std::this_thread::sleep_for(5ms);
+  return k;
+}
+
 // A fresh path for pid_then_sleep to write to.
 std::string pid_path(const std::string& tag) {
   auto path = (std::filesystem::temp_directory_path() /
@@ -178,11 +190,26 @@ TEST_CASE("pool: map sends chunks, keeps input order, and fails as Python's chun
 }
 
 TEST_CASE("pool: imap_unordered yields results as they finish") {
+  // Task k can finish only after the parent has taken k results: they finish in the order
+  // 0, 1, 2, whatever the timing, while they were given as 2, 0, 1. Results in input order
+  // would wait for task 2, which waits for them (until its 60 s cap).
   mp::Pool pool({.workers = 3});
+  const std::string path = pid_path("imap");
+  auto mark = [&](std::size_t n) { return path + "-" + std::to_string(n); };
+  auto taken = [&](std::size_t n) { std::ofstream(mark(n)) << n; };
+  std::vector<std::pair<std::string, int>> tasks{{path, 2}, {path, 0}, {path, 1}};
+  auto clear = [&] {
+    for (std::size_t n = 0; n <= tasks.size(); ++n) std::filesystem::remove(mark(n));
+  };
+  clear();  // a mark left by a killed run with the same pid
+  taken(0);
   std::vector<int> order;
-  for (int r : pool.imap_unordered(mp::fn<&nap>, std::vector<int>{600, 50, 300}))
+  for (int r : pool.imap_unordered(mp::fn<&after_results>, tasks)) {
     order.push_back(r);
-  CHECK(order == std::vector<int>{50, 300, 600});
+    taken(order.size());
+  }
+  clear();
+  CHECK(order == std::vector<int>{0, 1, 2});
 }
 
 TEST_CASE("pool: a worker that dies in a task fails exactly that task, and the pool goes on") {
