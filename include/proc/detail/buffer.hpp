@@ -174,7 +174,7 @@ class ByteStore {
     s.reserve(n);
     char* dst = s.data();
     const char* src = region_ + off;
-    std::size_t done = 0;
+    std::size_t done = 0, hole = 0, moved = 0;
     if (reinterpret_cast<std::uintptr_t>(dst) % page == off) {
       // dst + head and src + head are page boundaries: copy the partial first page, move the
       // whole pages that lie inside the string's block, copy the partial last page.
@@ -182,11 +182,21 @@ class ByteStore {
       std::memcpy(dst, src, head);
       std::size_t whole = (n - head) / page * page;
       done = head;
-      if (whole && region_move_pages(region_ + off + head, whole, dst + head)) done += whole;
+      if (whole && region_move_pages(region_ + off + head, whole, dst + head)) {
+        done += whole;
+        hole = off + head;
+        moved = whole;
+      }
     }
     std::memcpy(dst + done, src + done, n - done);
     set_size_uninit(s, n);
-    release_region();
+    // The pages moved out left a hole in the region, and the address space there is free again:
+    // another thread's mmap may already have been given it. Only what is left of the region on
+    // either side of the hole is ours to unmap.
+    region_unmap(region_, hole);
+    region_unmap(region_ + hole + moved, region_bytes_ - hole - moved);
+    region_ = nullptr;
+    region_bytes_ = region_used_ = 0;
     return s;
   }
 
@@ -198,7 +208,6 @@ class ByteStore {
 
   void release_region() noexcept {
 #if defined(PROC_HAVE_PAGE_REGION) && defined(PROC_HAVE_SET_SIZE_UNINIT)
-    // Pages already moved out leave holes, which munmap passes over.
     region_unmap(region_, region_bytes_);
     region_ = nullptr;
     region_bytes_ = region_used_ = 0;

@@ -353,7 +353,7 @@ inline char* region_grow(char* p, std::size_t old_bytes, std::size_t bytes) noex
 }
 
 inline void region_unmap(char* p, std::size_t bytes) noexcept {
-  if (p) ::munmap(p, bytes);
+  if (p && bytes) ::munmap(p, bytes);
 }
 
 /// Moves the whole pages [from, from + bytes) to `to` (both page-aligned), replacing what was
