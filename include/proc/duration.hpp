@@ -31,4 +31,19 @@ struct Duration {
   }
 };
 
+namespace detail {
+
+/// Now plus `timeout` on the steady clock, saturating instead of overflowing: a timeout of
+/// `nanoseconds::max()` means "no limit" rather than "already expired" (or undefined
+/// behaviour), and a negative one means now.
+inline std::chrono::steady_clock::time_point deadline_after(std::chrono::nanoseconds timeout) {
+  using Clock = std::chrono::steady_clock;
+  auto now = Clock::now();
+  if (timeout <= std::chrono::nanoseconds::zero()) return now;
+  if (timeout > Clock::time_point::max() - now) return Clock::time_point::max();
+  return now + std::chrono::duration_cast<Clock::duration>(timeout);
+}
+
+}  // namespace detail
+
 }  // namespace proc

@@ -108,7 +108,7 @@ class PipeEnd {
   std::size_t read(std::span<char> buf, Duration timeout) {
     ensure_open("read");
     if (buf.empty() || begin_ < end_) return read(buf);
-    wait_for_bytes(deadline_of(timeout), timeout);
+    wait_for_bytes(detail::deadline_after(timeout.value), timeout);
     return detail::read_some(h_, buf.data(), buf.size());
   }
 
@@ -134,7 +134,7 @@ class PipeEnd {
   /// `timeout`; the bytes of an unfinished line are kept, and the next call goes on with them.
   std::optional<std::string> readline(Duration timeout) {
     ensure_open("readline");
-    auto line = next_line(true, deadline_of(timeout), timeout);
+    auto line = next_line(true, detail::deadline_after(timeout.value), timeout);
     if (!line) return std::nullopt;
     return std::string(*line);
   }
@@ -204,13 +204,6 @@ class PipeEnd {
   }
 
  private:
-  static std::chrono::steady_clock::time_point deadline_of(Duration timeout) {
-    auto now = std::chrono::steady_clock::now();
-    if (timeout.value <= std::chrono::nanoseconds::zero()) return now;
-    if (timeout.value > std::chrono::steady_clock::time_point::max() - now)
-      return std::chrono::steady_clock::time_point::max();
-    return now + timeout.value;
-  }
   // Throws TimeoutExpired unless bytes (or the end) arrive by `deadline`.
   void wait_for_bytes(std::chrono::steady_clock::time_point deadline, Duration timeout) {
     if (!detail::wait_readable_until(h_, deadline)) throw TimeoutExpired({}, timeout.value);

@@ -47,15 +47,6 @@ struct PopenAccess;
 /// Tag for proc::mp: the child also inherits the handles given, at the same values.
 struct InheritTag {};
 
-/// Now plus `timeout`, saturating instead of overflowing: a timeout of `nanoseconds::max()`
-/// means "no limit" rather than "already expired", and a negative one means now.
-inline Clock::time_point deadline_after(std::chrono::nanoseconds timeout) {
-  auto now = Clock::now();
-  if (timeout <= std::chrono::nanoseconds::zero()) return now;
-  if (timeout > Clock::time_point::max() - now) return Clock::time_point::max();
-  return now + timeout;
-}
-
 inline bool has_nul(std::string_view s) { return s.find('\0') != std::string_view::npos; }
 inline bool path_has_nul(const std::filesystem::path& p) {
   return p.native().find(std::filesystem::path::value_type{}) !=

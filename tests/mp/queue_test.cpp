@@ -4,6 +4,7 @@
 // program is its own child (see mp_main.cpp). Windows: kill() is TerminateProcess.
 #include <chrono>
 #include <map>
+#include <optional>
 #include <proc/mp.hpp>
 #include <set>
 #include <string>
@@ -46,6 +47,18 @@ std::vector<std::pair<int, int>> consume(mp::Receiver<Item> rx) {
     got.emplace_back(it.producer, it.seq);
   }
   return got;
+}
+
+// Waits `ms`, then puts `s`.
+void put_later(mp::Sender<std::string> tx, int ms, std::string s) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  tx.put(s);
+}
+
+// Waits `ms`, then takes `n` messages.
+void take_later(mp::Receiver<std::string> rx, int ms, int n) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  for (int i = 0; i < n; ++i) (void)rx.get();
 }
 
 }  // namespace
@@ -151,6 +164,31 @@ TEST_CASE("queue: every receiver gone -> ChannelClosed on put") {
   tx.put(41);
   CHECK(c.join() == 41);
   CHECK_THROWS_AS(tx.put(1), mp::ChannelClosed);
+}
+
+TEST_CASE("queue: get_for and put_for with hours::max() wait without limit") {
+  // The longest timeout there is means no limit: not "already expired" after an overflow.
+  mp::Queue<std::string> q;
+  auto tx = q.sender();
+  auto rx = q.receiver();
+  auto p = mp::spawn(mp::fn<&put_later>, tx, 300, std::string("late"));
+  auto t0 = Clock::now();
+  auto got = rx.get_for(std::chrono::hours::max());
+  CHECK(got == std::optional<std::string>("late"));
+  CHECK(Clock::now() - t0 >= 200ms);
+  p.join();
+  int sent = 0;
+  while (tx.try_put(std::string(1000, 'f'))) ++sent;
+  REQUIRE(sent > 0);
+  // The child takes all of them: a sender may wake only once most of the room is free again.
+  auto c = mp::spawn(mp::fn<&take_later>, rx, 300, sent);
+  t0 = Clock::now();
+  CHECK(tx.put_for(std::string(1000, 'g'), std::chrono::hours::max()));
+  CHECK(Clock::now() - t0 >= 200ms);
+  c.join();
+  auto last = rx.get_for(10s);
+  REQUIRE(last.has_value());
+  CHECK(last->size() == 1000);
 }
 
 TEST_CASE("queue: timeouts, try_ forms and a full queue") {

@@ -66,6 +66,13 @@ void hold_forever(mp::Lock lock, mp::Connection<int> c) {
   for (;;) std::this_thread::sleep_for(1s);
 }
 
+// Takes the lock, says so, holds it for `ms`, lets it go.
+void hold_for(mp::Lock lock, mp::Connection<int> c, int ms) {
+  std::scoped_lock g(lock);
+  c.send(1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+}
+
 }  // namespace
 
 TEST_CASE("lock: 8 processes x 100,000 increments under a Lock are exact") {
@@ -171,6 +178,26 @@ TEST_CASE("lock: a holder that execs while holding releases it to the next locke
   CHECK_THROWS(p.join());
 }
 #endif
+
+TEST_CASE("lock: try_lock_for and acquire_for with hours::max() wait without limit") {
+  // The longest timeout there is means no limit: not "already expired" after an overflow.
+  mp::Lock lock;
+  for (bool guard : {false, true}) {
+    auto [rx, tx] = mp::connection_pair<int>();
+    auto p = mp::spawn(mp::fn<&hold_for>, lock, std::move(tx), 300);
+    REQUIRE(rx.recv() == 1);
+    auto t0 = Clock::now();
+    if (guard) {
+      auto g = lock.acquire_for(std::chrono::hours::max());
+      CHECK(g.has_value());
+    } else {
+      CHECK(lock.try_lock_for(std::chrono::hours::max()));
+      lock.unlock();
+    }
+    CHECK(Clock::now() - t0 >= 200ms);
+    p.join();
+  }
+}
 
 TEST_CASE("lock: try_lock, try_lock_for and misuse") {
   mp::Lock lock;

@@ -579,8 +579,9 @@ class Future {
   bool wait_for(Duration timeout) {
     auto& s = slot();
     std::unique_lock lock(s.m);
-    return s.cv.wait_for(lock, std::chrono::nanoseconds(timeout),
-                         [&] { return s.state == detail::TaskSlot::State::done; });
+    // wait_until on a saturated deadline: wait_for would add the timeout to now and overflow.
+    return s.cv.wait_until(lock, proc::detail::deadline_after(timeout.value),
+                           [&] { return s.state == detail::TaskSlot::State::done; });
   }
   /// Whether the task has finished.
   [[nodiscard]] bool ready() const {

@@ -44,14 +44,6 @@ class Sender;
 template <class T>
 class Receiver;
 
-namespace detail {
-
-inline QueueDeadline deadline_after(Duration d) {
-  return QueueClock::now() + std::chrono::duration_cast<QueueClock::duration>(d.value);
-}
-
-}  // namespace detail
-
 /// The sending side of a `Queue<T>`. Copies share one end; the queue's receivers see the end
 /// of the messages when every Sender (in every process) and the Queue's own end are closed.
 template <class T>
@@ -61,7 +53,7 @@ class Sender {
   void put(const T& v) { send(v, std::nullopt, false); }
   /// As `put`, waiting at most `timeout`: false if the queue stayed full.
   bool put_for(const T& v, Duration timeout) {
-    return send(v, detail::deadline_after(timeout), false);
+    return send(v, proc::detail::deadline_after(timeout.value), false);
   }
   /// As `put`, never waiting: false if the queue is full.
   bool try_put(const T& v) { return send(v, std::nullopt, true); }
@@ -105,7 +97,7 @@ class Receiver {
   T get() { return *receive(std::nullopt, false); }
   /// As `get`, waiting at most `timeout` (nullopt when none came).
   std::optional<T> get_for(Duration timeout) {
-    return receive(detail::deadline_after(timeout), false);
+    return receive(proc::detail::deadline_after(timeout.value), false);
   }
   /// As `get`, never waiting.
   std::optional<T> try_get() { return receive(std::nullopt, true); }
@@ -180,7 +172,7 @@ class Queue {
   void put(const T& v) { Sender<T>::send_on(tx_.get(), v, std::nullopt, false); }
   T get() { return *Receiver<T>::receive_on(rx_.get(), std::nullopt, false); }
   std::optional<T> get_for(Duration timeout) {
-    return Receiver<T>::receive_on(rx_.get(), detail::deadline_after(timeout), false);
+    return Receiver<T>::receive_on(rx_.get(), proc::detail::deadline_after(timeout.value), false);
   }
   /// Drops the queue's own sending end (Senders handed out keep theirs).
   void close_sender() noexcept { tx_.reset(); }

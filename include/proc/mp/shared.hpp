@@ -167,11 +167,6 @@ class SegmentLock {
   ProcessMutex mutex_;
 };
 
-inline std::chrono::steady_clock::time_point deadline_from(Duration d) {
-  return std::chrono::steady_clock::now() +
-         std::chrono::duration_cast<std::chrono::steady_clock::duration>(d.value);
-}
-
 inline std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
 
 /// Encodes a segment as a handle slot; decodes it back, checking its size.
@@ -289,7 +284,8 @@ class Lock {
   bool try_lock() { return lock_.lock(true, std::nullopt, false, "Lock::try_lock").has_value(); }
   /// Waits at most `timeout` for the lock.
   bool try_lock_for(Duration timeout) {
-    return lock_.lock(false, detail::deadline_from(timeout), false, "Lock::try_lock_for")
+    return lock_
+        .lock(false, proc::detail::deadline_after(timeout.value), false, "Lock::try_lock_for")
         .has_value();
   }
   void unlock() { lock_.unlock(); }
@@ -300,7 +296,8 @@ class Lock {
   }
   /// As `acquire()`, waiting at most `timeout` (nullopt when it passed).
   [[nodiscard]] std::optional<Guard> acquire_for(Duration timeout) {
-    auto r = lock_.lock(false, detail::deadline_from(timeout), true, "Lock::acquire_for");
+    auto r =
+        lock_.lock(false, proc::detail::deadline_after(timeout.value), true, "Lock::acquire_for");
     if (!r) return std::nullopt;
     return Guard(&lock_, *r);
   }
