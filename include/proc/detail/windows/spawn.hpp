@@ -496,12 +496,19 @@ inline SpawnResult spawn(const SpawnRequest& rq) {
     si.lpAttributeList = attribute ? attribute->get() : nullptr;
     // close_fds = false: every inheritable handle of the process goes along (Python's meaning).
     BOOL inherit = (!inherited.empty() || inherit_all) ? TRUE : FALSE;
-    if (!::CreateProcessW(application.c_str(), command_line.data(), nullptr, nullptr, inherit,
-                          flags, env ? env->block.data() : nullptr,
-                          cwd.empty() ? nullptr : cwd.c_str(), &si.StartupInfo, &pi)) {
+    // ERROR_INTERNAL_ERROR: the new process died before its start-up was done (Wine reports
+    // this now and then under load: its loader failed). The child is created suspended, so none
+    // of its code ran and nothing happened twice if it is tried again: up to 3 tries.
+    for (int attempt = 1;; ++attempt) {
+      if (::CreateProcessW(application.c_str(), command_line.data(), nullptr, nullptr, inherit,
+                           flags, env ? env->block.data() : nullptr,
+                           cwd.empty() ? nullptr : cwd.c_str(), &si.StartupInfo, &pi))
+        break;
       DWORD e = ::GetLastError();
-      throw SpawnFailure{static_cast<int>(e), rq.program,
-                         "proc: cannot run '" + to_utf8(application) + "'"};
+      if (e != ERROR_INTERNAL_ERROR || attempt == 3)
+        throw SpawnFailure{static_cast<int>(e), rq.program,
+                           "proc: cannot run '" + to_utf8(application) + "'"};
+      ::Sleep(static_cast<DWORD>(10 * attempt));
     }
   }  // the duplicates are closed here, under the lock
 
