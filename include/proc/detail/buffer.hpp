@@ -190,13 +190,7 @@ class ByteStore {
     }
     std::memcpy(dst + done, src + done, n - done);
     set_size_uninit(s, n);
-    // The pages moved out left a hole in the region, and the address space there is free again:
-    // another thread's mmap may already have been given it. Only what is left of the region on
-    // either side of the hole is ours to unmap.
-    region_unmap(region_, hole);
-    region_unmap(region_ + hole + moved, region_bytes_ - hole - moved);
-    region_ = nullptr;
-    region_bytes_ = region_used_ = 0;
+    release_region(hole, moved);
     return s;
   }
 
@@ -206,9 +200,14 @@ class ByteStore {
   }
 #endif
 
-  void release_region() noexcept {
+  // Unmaps the region but for the `hole_bytes` at `hole_at` whose pages were moved out: that
+  // address space is free again, and another thread's mmap may already have been given it. Only
+  // what is left on either side of the hole is ours to unmap.
+  void release_region([[maybe_unused]] std::size_t hole_at = 0,
+                      [[maybe_unused]] std::size_t hole_bytes = 0) noexcept {
 #if defined(PROC_HAVE_PAGE_REGION) && defined(PROC_HAVE_SET_SIZE_UNINIT)
-    region_unmap(region_, region_bytes_);
+    region_unmap(region_, hole_at);
+    region_unmap(region_ + hole_at + hole_bytes, region_bytes_ - hole_at - hole_bytes);
     region_ = nullptr;
     region_bytes_ = region_used_ = 0;
 #endif
