@@ -3,6 +3,7 @@
 /// `proc::Duration`: how long, for timeouts, graces and deadlines.
 
 #include <chrono>
+#include <optional>
 
 namespace proc {
 
@@ -42,6 +43,13 @@ inline std::chrono::steady_clock::time_point deadline_after(std::chrono::nanosec
   if (timeout <= std::chrono::nanoseconds::zero()) return now;
   if (timeout > Clock::time_point::max() - now) return Clock::time_point::max();
   return now + std::chrono::duration_cast<Clock::duration>(timeout);
+}
+
+/// The same for an optional timeout: none means no deadline.
+inline std::optional<std::chrono::steady_clock::time_point> deadline_after(
+    const std::optional<Duration>& timeout) {
+  if (!timeout) return std::nullopt;
+  return deadline_after(timeout->value);
 }
 
 }  // namespace detail

@@ -232,7 +232,7 @@ class Popen {
   /// running, and a later call continues where this one stopped and returns the *whole* output.
   CommunicateResult communicate(std::string_view input = {}, std::optional<Duration> timeout = {}) {
     Impl& s = impl();
-    auto deadline = timeout ? std::optional(detail::deadline_after(timeout->value)) : std::nullopt;
+    auto deadline = detail::deadline_after(timeout);
     if (!s.communicating) {
       if (!input.empty() && !s.in.is_open())
         throw std::logic_error("proc::Popen::communicate: input given but stdin is not a pipe");
@@ -294,7 +294,7 @@ class Popen {
                    std::function<void(std::string_view)> on_err = {},
                    std::optional<Duration> timeout = {}, std::string_view input = {}) {
     Impl& s = impl();
-    auto deadline = timeout ? std::optional(detail::deadline_after(timeout->value)) : std::nullopt;
+    auto deadline = detail::deadline_after(timeout);
     if (!input.empty()) {
       if (!s.in.is_open())
         throw std::logic_error("proc::Popen::stream_lines: input given but stdin is not a pipe");
@@ -716,7 +716,7 @@ namespace detail {
 template <class At>
 std::optional<std::size_t> wait_any_impl(std::size_t n, At&& at, std::optional<Duration> timeout) {
   if (n == 0) throw std::invalid_argument("proc::wait_any: no children to wait for");
-  auto deadline = timeout ? std::optional(deadline_after(timeout->value)) : std::nullopt;
+  auto deadline = deadline_after(timeout);
   std::vector<native_handle> handles;
   std::vector<std::size_t> index;
   handles.reserve(n);

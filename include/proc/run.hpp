@@ -43,7 +43,7 @@ namespace detail {
 
 /// The deadline and the stop grace of a run-style call.
 inline std::optional<Clock::time_point> run_deadline(const Options& o) {
-  return o.timeout ? std::optional(deadline_after(o.timeout->value)) : std::nullopt;
+  return deadline_after(o.timeout);
 }
 
 /// The kill grace of a run-style call: SIGTERM first, SIGKILL after it (none: SIGKILL at once).

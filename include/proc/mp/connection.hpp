@@ -45,11 +45,6 @@ template <class E, class A>
 inline constexpr bool receives_in_place<std::vector<E, A>> =
     std::is_arithmetic_v<E> && !std::is_same_v<E, bool>;
 
-inline std::optional<Clock::time_point> deadline_of(std::optional<Duration> d) {
-  if (!d) return std::nullopt;
-  return proc::detail::deadline_after(d->value);
-}
-
 /// The indices of `states` from which a receive would not block: a message waiting whole, or
 /// the handle readable (data or the end). Waits up to `deadline` for the first.
 inline std::vector<std::size_t> ready_connections(std::span<ConnectionState* const> states,
@@ -304,14 +299,14 @@ std::vector<std::size_t> wait(std::span<Connection<T>* const> connections,
                               std::optional<Duration> timeout = std::nullopt) {
   std::vector<detail::ConnectionState*> states;
   for (auto* c : connections) states.push_back(c ? c->state() : nullptr);
-  return detail::ready_connections(states, detail::deadline_of(timeout));
+  return detail::ready_connections(states, proc::detail::deadline_after(timeout));
 }
 template <class T>
 std::vector<std::size_t> wait(std::span<Connection<T>> connections,
                               std::optional<Duration> timeout = std::nullopt) {
   std::vector<detail::ConnectionState*> states;
   for (auto& c : connections) states.push_back(c.state());
-  return detail::ready_connections(states, detail::deadline_of(timeout));
+  return detail::ready_connections(states, proc::detail::deadline_after(timeout));
 }
 template <class T>
 std::vector<std::size_t> wait(std::vector<Connection<T>>& connections,
