@@ -38,6 +38,15 @@ inline std::vector<std::string> cmd(std::initializer_list<std::string> args) {
   return v;
 }
 
+/// Whether `done()` comes true within `limit` (asked every 5 ms, and once more at the end).
+template <class F>
+bool within(std::chrono::milliseconds limit, F done) {
+  auto end = std::chrono::steady_clock::now() + limit;
+  while (!done() && std::chrono::steady_clock::now() < end)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  return done();
+}
+
 /// Whether this is a Windows build running under Wine (where some figures and calls differ:
 /// docs/windows.md).
 inline bool under_wine() {
@@ -115,10 +124,7 @@ struct PreferPosixSpawn {
 
 /// Waits up to `limit` for this process to have no children left.
 inline bool no_children_within(std::chrono::milliseconds limit) {
-  auto end = std::chrono::steady_clock::now() + limit;
-  while (has_children() && std::chrono::steady_clock::now() < end)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  return !has_children();
+  return within(limit, [] { return !has_children(); });
 }
 
 /// Runs `body` in a fork() of this process and returns its exit status (its return value):

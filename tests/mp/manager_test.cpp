@@ -125,9 +125,7 @@ using test::handles_now;
 
 // The descriptor count comes back to `baseline` (the manager closes its ends asynchronously).
 bool fds_back_to(int baseline, std::chrono::milliseconds limit = 5s) {
-  auto end = Clock::now() + limit;
-  while (handles_now() > baseline && Clock::now() < end) std::this_thread::sleep_for(5ms);
-  return handles_now() <= baseline;
+  return test::within(limit, [&] { return handles_now() <= baseline; });
 }
 
 // A raw connection, as a hostile or broken client would use it: one packet per send.

@@ -79,9 +79,7 @@ int pid_then_sleep(std::string path) {
 int after_results(std::pair<std::string, int> at) {
   const auto& [path, k] = at;
   const std::string mark = path + "-" + std::to_string(k);
-  auto deadline = Clock::now() + 60s;
-  while (!std::filesystem::exists(mark) && Clock::now() < deadline)
-    std::this_thread::sleep_for(5ms);
+  (void)test::within(60s, [&] { return std::filesystem::exists(mark); });
   return k;
 }
 
@@ -95,9 +93,7 @@ std::string pid_path(const std::string& tag) {
 }
 // The pid pid_then_sleep wrote to `path` once its task runs (0 if it did not within 60 s).
 int running_pid(const std::string& path) {
-  auto deadline = Clock::now() + 60s;
-  while (!std::filesystem::exists(path) && Clock::now() < deadline)
-    std::this_thread::sleep_for(5ms);
+  (void)test::within(60s, [&] { return std::filesystem::exists(path); });
   int pid = 0;
   std::ifstream(path) >> pid;
   std::filesystem::remove(path);
@@ -127,9 +123,7 @@ using test::handles_now;
 // Whether this process is back to `n` threads within 5 s: a thread that was joined may still be
 // listed for a moment while the kernel finishes its exit.
 [[maybe_unused]] bool threads_back_to(int n) {
-  auto deadline = Clock::now() + 5s;
-  while (threads_now() != n && Clock::now() < deadline) std::this_thread::sleep_for(5ms);
-  return threads_now() == n;
+  return test::within(5s, [&] { return threads_now() == n; });
 }
 
 }  // namespace

@@ -64,10 +64,7 @@ inline bool has_children() {
 
 /// Waits up to `limit` for this process to have no running children left.
 inline bool no_children_within(std::chrono::milliseconds limit) {
-  auto end = std::chrono::steady_clock::now() + limit;
-  while (has_children() && std::chrono::steady_clock::now() < end)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  return !has_children();
+  return within(limit, [] { return !has_children(); });
 }
 
 /// A handle to process `pid` to wait on (null when there is no such process).
